@@ -1,0 +1,65 @@
+"""fastloss: fast exact loss functions, gradients and optimizer steps for NumPy arrays.
+
+Every loss `fl.<name>` is called as `fl.<name>(*inputs, **options)` for the value,
+`fl.<name>.grad(...)` for the gradient and `fl.<name>.value_and_grad(...)` for both from one
+fused pass, with PyTorch's semantics (see API.md). `fastloss.reference` has the same API in
+plain NumPy.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _core
+from ._regression import LOSSES as _REGRESSION
+
+__version__ = "0.1.0"
+
+_simd_env = _os.environ.get("FASTLOSS_SIMD")
+if _simd_env is not None and _simd_env.strip().lower() not in ("avx512", "avx2", "sse2", "neon", "scalar", "baseline"):
+    raise ValueError(
+        f"FASTLOSS_SIMD={_simd_env!r} is not a SIMD level; use one of avx512, avx2, sse2, neon, scalar"
+    )
+
+mse_loss = _REGRESSION["mse_loss"]
+l1_loss = _REGRESSION["l1_loss"]
+smooth_l1_loss = _REGRESSION["smooth_l1_loss"]
+huber_loss = _REGRESSION["huber_loss"]
+log_cosh_loss = _REGRESSION["log_cosh_loss"]
+mean_squared_log_error = _REGRESSION["mean_squared_log_error"]
+poisson_nll_loss = _REGRESSION["poisson_nll_loss"]
+gaussian_nll_loss = _REGRESSION["gaussian_nll_loss"]
+
+
+def simd_level() -> str:
+    """The instruction set kernels use: 'avx512', 'avx2', 'sse2', 'neon' or 'scalar'."""
+    return _core.simd_level()
+
+
+def get_num_threads() -> int:
+    """The number of threads kernels may use (default: FASTLOSS_NUM_THREADS, else all cores)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the number of threads kernels may use; results are bitwise identical for any n."""
+    import operator
+
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    _core.set_num_threads(n)
+
+
+from . import reference  # noqa: E402  (the pure-NumPy twin; imports the package's helpers)
+
+__all__ = [
+    *_REGRESSION,
+    "simd_level",
+    "get_num_threads",
+    "set_num_threads",
+    "reference",
+]

@@ -1,0 +1,148 @@
+"""Argument checking and conversion shared by the fast losses and `fastloss.reference`.
+
+Every public entry point turns its arguments into C-contiguous, native-endian float32/float64
+arrays here, or raises the exception API.md promises (ValueError, TypeError) with a message that
+names the argument, what was given and what is allowed. Nothing here writes to a caller's array.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def reduction_arg(reduction, allowed=REDUCTIONS):
+    if reduction not in allowed:
+        raise ValueError(f"reduction: got {reduction!r}, expected one of {', '.join(map(repr, allowed))}")
+    return reduction
+
+
+def float_arg(value, name, *, minimum=None, exclusive=False):
+    """A real-valued option (margin, delta, eps, ...) as a Python float, range-checked."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if minimum is not None and (value < minimum or (exclusive and value == minimum) or value != value):
+        bound = f"> {minimum}" if exclusive else f">= {minimum}"
+        raise ValueError(f"{name}: got {value!r}, expected a number {bound}")
+    return value
+
+
+def bool_arg(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def _numeric(value, name):
+    """`value` as an ndarray with a real numeric (or bool) dtype."""
+    arr = value if type(value) is np.ndarray else np.asarray(value)
+    kind = arr.dtype.kind
+    if kind not in "fiub" or arr.dtype.itemsize > 8 and kind == "f":
+        raise TypeError(
+            f"{name}: expected a real numeric array (float32/float64, or integers/bools to convert), "
+            f"got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def float_arrays(named, float_names=None):
+    """Converts `{name: array-like}` to C-contiguous native arrays of one computation dtype.
+
+    The dtype is NumPy's promotion of the float arguments among `float_names` (default: all),
+    float16 computing as float32; integer and bool arguments are converted to it, and float64 is
+    used when no argument is a float. Returns (dtype, [arrays in order]).
+    """
+    arrays = [_numeric(v, k) for k, v in named.items()]
+    names = list(named)
+    float_dtypes = [
+        a.dtype for k, a in zip(names, arrays) if a.dtype.kind == "f" and (float_names is None or k in float_names)
+    ]
+    dtype = np.result_type(*float_dtypes) if float_dtypes else F64
+    dtype = F32 if dtype.itemsize < 4 else np.dtype(dtype.type)  # native byte order
+    return dtype, [contiguous(a, dtype) for a in arrays]
+
+
+def contiguous(arr, dtype):
+    """`arr` as a C-contiguous, aligned, native `dtype` array: itself when it already is."""
+    if arr.dtype is dtype or arr.dtype == dtype:
+        flags = arr.flags
+        if flags.c_contiguous and flags.aligned:
+            return arr
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def same_shape(shape, arr, name, what="input"):
+    if arr.shape != shape:
+        raise ValueError(f"{name}: shape {arr.shape} does not match the {what}'s shape {shape}")
+
+
+def grad_output_arg(grad_output, value_shape, dtype, reduction):
+    """Splits grad_output into (scalar factor, per-element array or None)."""
+    if grad_output is None:
+        return 1.0, None
+    go = _numeric(grad_output, "grad_output")
+    if go.ndim == 0 or go.size == 1 and reduction != "none":
+        if reduction != "none" and go.ndim > 0:
+            raise ValueError(f"grad_output: the loss is a scalar, got an array of shape {go.shape}")
+        return float(go), None
+    if reduction != "none":
+        raise ValueError(f"grad_output: the loss is a scalar, got an array of shape {go.shape}")
+    if go.shape != tuple(value_shape):
+        raise ValueError(f"grad_output: shape {go.shape} does not match the loss's shape {tuple(value_shape)}")
+    return 1.0, contiguous(go, dtype)
+
+
+def out_arg(out, shape, dtype, name="out"):
+    """Checks a caller's output buffer (or allocates one when `out` is None)."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if type(out) is not np.ndarray and not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype or not out.dtype.isnative:
+        raise TypeError(f"{name}: dtype {out.dtype} does not match the gradient's dtype {dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name}: shape {out.shape} does not match the gradient's shape {tuple(shape)}")
+    flags = out.flags
+    if not (flags.c_contiguous and flags.aligned):
+        raise ValueError(f"{name}: array must be C-contiguous and aligned")
+    if not flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return out
+
+
+def outs_arg(out, shapes, dtype):
+    """`out` for several gradients: None or a tuple with one buffer per gradient."""
+    if out is None:
+        return [np.empty(s, dtype) for s in shapes]
+    if not isinstance(out, (tuple, list)) or len(out) != len(shapes):
+        raise TypeError(f"out: expected a tuple of {len(shapes)} arrays, got {type(out).__name__}")
+    bufs = [out_arg(o, s, dtype, f"out[{i}]") for i, (o, s) in enumerate(zip(out, shapes))]
+    for i in range(len(bufs)):
+        for j in range(i):
+            if np.may_share_memory(bufs[i], bufs[j]):
+                raise ValueError(f"out[{i}] and out[{j}] overlap")
+    return bufs
+
+
+def unalias(inputs, outs):
+    """Copies any input that shares memory with an output, so the kernel's reads are not
+    disturbed by its writes."""
+    outs = [o for o in outs if o is not None]
+    if not outs:
+        return inputs
+    return [
+        a.copy() if a is not None and any(np.may_share_memory(a, o) for o in outs) else a for a in inputs
+    ]
+
+
+def index_arg(value, name):
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}") from None

@@ -1,0 +1,14 @@
+//! fastloss: fused loss values, gradients and optimizer steps for NumPy arrays.
+//!
+//! The kernels (everything but `python`) are plain Rust with no Python in them; `python` is the
+//! one thin PyO3 layer that turns NumPy arrays into slices and releases the GIL around a kernel.
+
+pub mod float;
+pub mod pointwise;
+pub mod reduce;
+pub mod regression;
+pub mod simd;
+pub mod threads;
+
+#[cfg(feature = "python")]
+mod python;

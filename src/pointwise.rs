@@ -1,0 +1,159 @@
+//! The engine for element-wise losses: loss value, reduction and gradient in one pass.
+//!
+//! A loss supplies a [`Term`]: ℓ and its derivatives at one element. The engine streams the inputs
+//! block by block (see [`crate::reduce`]), and per element optionally adds `ℓ·value_weight` to the
+//! sum, stores it, and stores `∂ℓ·grad_weight·grad_scale`. Weights that are not given read as ones
+//! from a constant block, so one loop shape serves weighted and unweighted calls alike.
+
+use crate::float::Float;
+use crate::reduce::{self, LANES, SharedOut};
+use crate::simd;
+
+/// One element-wise loss: ℓ(x, y, z) and its derivatives in x and z.
+///
+/// `y` is the target; `z` is a third per-element input (Gaussian NLL's variance) or ones.
+/// Implementations must be branch-free (selects only) so that the lane loop vectorises; the
+/// engine drops whatever part of the result a call does not use.
+pub trait Term<T: Float>: Copy + Send + Sync {
+    /// Whether ∂ℓ/∂z is a gradient the caller gets back.
+    const GRAD_Z: bool = false;
+    /// (ℓ, ∂ℓ/∂x, ∂ℓ/∂z)
+    fn eval(&self, x: T, y: T, z: T) -> (T, T, T);
+}
+
+/// The inputs of one evaluation; all slices have the length of `x`.
+pub struct Inputs<'a, T> {
+    pub x: &'a [T],
+    pub y: &'a [T],
+    pub z: Option<&'a [T]>,
+    /// Multiplies ℓ (per-element loss weights).
+    pub value_weight: Option<&'a [T]>,
+    /// Multiplies ∂ℓ (loss weights times an upstream gradient).
+    pub grad_weight: Option<&'a [T]>,
+    /// Multiplies ∂ℓ (1/N for a mean, a scalar upstream gradient).
+    pub grad_scale: T,
+}
+
+/// Where results go; `None` means "not wanted".
+pub struct Outputs<'a, T> {
+    /// Per-element losses (reduction 'none').
+    pub value: Option<&'a mut [T]>,
+    pub grad_x: Option<&'a mut [T]>,
+    pub grad_z: Option<&'a mut [T]>,
+}
+
+const SKIP: u8 = 0;
+const SUM: u8 = 1;
+const STORE: u8 = 2;
+
+/// Evaluates `term` over the inputs; returns Σ ℓ·value_weight (in f64) when `sum` is set, else 0.
+pub fn evaluate<T: Float, K: Term<T>>(term: K, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> f64 {
+    let n = inp.x.len();
+    for s in [Some(inp.y), inp.z, inp.value_weight, inp.grad_weight].into_iter().flatten() {
+        assert_eq!(s.len(), n, "input lengths differ");
+    }
+    for s in [&out.value, &out.grad_x, &out.grad_z].into_iter().flatten() {
+        assert_eq!(s.len(), n, "output length differs from the input's");
+    }
+    let grad = out.grad_x.is_some();
+    assert!(!K::GRAD_Z || grad == out.grad_z.is_some(), "both gradients or neither");
+    let value_mode = match (out.value.is_some(), sum) {
+        (true, _) => STORE,
+        (false, true) => SUM,
+        (false, false) => SKIP,
+    };
+    let outs = [SharedOut::new(out.value), SharedOut::new(out.grad_x), SharedOut::new(out.grad_z)];
+    match (value_mode, grad) {
+        (SKIP, false) => 0.0,
+        (SKIP, true) => run::<T, K, SKIP, true>(term, inp, outs),
+        (SUM, false) => run::<T, K, SUM, false>(term, inp, outs),
+        (SUM, true) => run::<T, K, SUM, true>(term, inp, outs),
+        (_, false) => run::<T, K, STORE, false>(term, inp, outs),
+        (_, true) => run::<T, K, STORE, true>(term, inp, outs),
+    }
+}
+
+fn run<'a, T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
+    term: K,
+    inp: &Inputs<'a, T>,
+    outs: [SharedOut<T>; 3],
+) -> f64 {
+    let ones = T::ONES_BLOCK;
+    reduce::blocked(inp.x.len(), |r| {
+        let n = r.len();
+        let pick = |s: Option<&'a [T]>| -> &'a [T] { s.map_or(&ones[..n], |s| &s[r.clone()]) };
+        // SAFETY: `blocked` hands out disjoint block ranges.
+        let (value, gx, gz) = unsafe { (outs[0].slice(r.clone()), outs[1].slice(r.clone()), outs[2].slice(r.clone())) };
+        let (x, y, z) = (&inp.x[r.clone()], &inp.y[r.clone()], pick(inp.z));
+        let (vw, gw) = (pick(inp.value_weight), pick(inp.grad_weight));
+        simd::vectorized(
+            #[inline(always)]
+            || block::<T, K, VALUE, GRAD>(&term, x, y, z, vw, gw, inp.grad_scale, value, gx, gz),
+        )
+    })
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
+    term: &K,
+    x: &[T],
+    y: &[T],
+    z: &[T],
+    vw: &[T],
+    gw: &[T],
+    scale: T,
+    value: &mut [T],
+    gx: &mut [T],
+    gz: &mut [T],
+) -> f64 {
+    let n = x.len();
+    let (y, z, vw, gw) = (&y[..n], &z[..n], &vw[..n], &gw[..n]);
+    let value = if VALUE == STORE { &mut value[..n] } else { value };
+    let gx = if GRAD { &mut gx[..n] } else { gx };
+    let gz = if GRAD && K::GRAD_Z { &mut gz[..n] } else { gz };
+    let mut acc = [0.0f64; LANES];
+    let mut step = |i: usize, lane: usize, acc: &mut [f64; LANES]| {
+        let (l, dx, dz) = term.eval(x[i], y[i], z[i]);
+        if VALUE == SUM {
+            acc[lane] += (l * vw[i]).to_f64();
+        }
+        if VALUE == STORE {
+            value[i] = l * vw[i];
+        }
+        if GRAD {
+            let m = gw[i] * scale;
+            gx[i] = dx * m;
+            if K::GRAD_Z {
+                gz[i] = dz * m;
+            }
+        }
+    };
+    let full = n - n % LANES;
+    let mut i = 0;
+    while i < full {
+        for lane in 0..LANES {
+            step(i + lane, lane, &mut acc);
+        }
+        i += LANES;
+    }
+    for lane in 0..n - full {
+        step(full + lane, lane, &mut acc);
+    }
+    reduce::sum_lanes(acc)
+}
+
+/// Σ x in f64 with the shared reduction scheme (e.g. the Σw divisor of a weighted mean).
+pub fn sum<T: Float>(x: &[T]) -> f64 {
+    #[derive(Copy, Clone)]
+    struct Identity;
+    impl<T: Float> Term<T> for Identity {
+        #[inline(always)]
+        fn eval(&self, x: T, _: T, _: T) -> (T, T, T) {
+            (x, T::ZERO, T::ZERO)
+        }
+    }
+    let inp = Inputs { x, y: x, z: None, value_weight: None, grad_weight: None, grad_scale: T::ONE };
+    evaluate(Identity, &inp, Outputs { value: None, grad_x: None, grad_z: None }, true)
+}
+

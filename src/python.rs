@@ -1,0 +1,211 @@
+//! The Python bindings: the only code that knows about Python.
+//!
+//! The `fastloss` package validates and converts arguments before calling in, so these functions
+//! receive C-contiguous arrays of one float dtype. They check that again (a wrong array gives a
+//! Python exception, never undefined behaviour), borrow the data as slices, release the GIL and
+//! run a kernel.
+
+use numpy::{
+    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
+    PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::float::Float;
+use crate::pointwise::{Inputs, Outputs};
+use crate::regression::Pointwise;
+
+type Array<'py> = Bound<'py, PyUntypedArray>;
+
+fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
+        PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
+    })?;
+    if !typed.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
+    }
+    typed.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
+        PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
+    })?;
+    if !typed.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
+    }
+    typed.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
+    a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+fn parse_pointwise(name: &str, param: f64, full: bool) -> PyResult<Pointwise> {
+    Ok(match name {
+        "mse" => Pointwise::Mse,
+        "l1" => Pointwise::L1,
+        "smooth_l1" => Pointwise::SmoothL1 { beta: param },
+        "huber" => Pointwise::Huber { delta: param },
+        "log_cosh" => Pointwise::LogCosh,
+        "squared_log_error" => Pointwise::SquaredLogError,
+        "poisson_log_input" => Pointwise::PoissonLogInput { full },
+        "poisson_rate_input" => Pointwise::PoissonRateInput { full, eps: param },
+        "gaussian_nll" => Pointwise::GaussianNll { full, eps: param },
+        _ => return Err(PyValueError::new_err(format!("unknown element-wise loss {name:?}"))),
+    })
+}
+
+/// The arguments of `pointwise`, borrowed for one dtype.
+struct PointwiseArgs<'a, 'py> {
+    x: &'a Array<'py>,
+    y: &'a Array<'py>,
+    z: Option<&'a Array<'py>>,
+    value_weight: Option<&'a Array<'py>>,
+    grad_weight: Option<&'a Array<'py>>,
+    value_out: Option<&'a Array<'py>>,
+    grad_out: Option<&'a Array<'py>>,
+    grad2_out: Option<&'a Array<'py>>,
+}
+
+fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
+    a.map(|a| readonly::<T>(a, name)).transpose()
+}
+
+fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
+    a.map(|a| readwrite::<T>(a, name)).transpose()
+}
+
+fn pointwise_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    loss: Pointwise,
+    a: PointwiseArgs<'_, 'py>,
+    grad_scale: f64,
+    sum: bool,
+) -> PyResult<f64> {
+    let x = readonly::<T>(a.x, "input")?;
+    let y = readonly::<T>(a.y, "target")?;
+    let (z, vw, gw) = (ro(a.z, "var")?, ro(a.value_weight, "weight")?, ro(a.grad_weight, "grad_weight")?);
+    let (mut vo, mut go, mut g2o) = (rw(a.value_out, "value out")?, rw(a.grad_out, "out")?, rw(a.grad2_out, "out")?);
+    let n = x.len();
+    let sizes = [Some(y.len()), z.as_ref().map(|a| a.len()), vw.as_ref().map(|a| a.len()), gw.as_ref().map(|a| a.len())];
+    let out_sizes = [vo.as_ref().map(|a| a.len()), go.as_ref().map(|a| a.len()), g2o.as_ref().map(|a| a.len())];
+    if sizes.iter().chain(out_sizes.iter()).flatten().any(|&len| len != n) {
+        return Err(PyValueError::new_err("all arrays must have the input's size"));
+    }
+    let inputs = Inputs {
+        x: as_slice(&x, "input")?,
+        y: as_slice(&y, "target")?,
+        z: z.as_ref().map(|a| as_slice(a, "var")).transpose()?,
+        value_weight: vw.as_ref().map(|a| as_slice(a, "weight")).transpose()?,
+        grad_weight: gw.as_ref().map(|a| as_slice(a, "grad_weight")).transpose()?,
+        grad_scale: T::from_f64(grad_scale),
+    };
+    let outputs = Outputs {
+        value: vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?,
+        grad_x: go.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
+        grad_z: g2o.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
+    };
+    if n < 4096 {
+        // Releasing and re-taking the GIL costs more than these kernels.
+        return Ok(loss.evaluate(&inputs, outputs, sum));
+    }
+    Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
+}
+
+fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
+    a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
+}
+
+#[pymodule]
+mod _core {
+    use super::*;
+
+    /// Evaluates an element-wise loss: returns Σ ℓ·weight when `sum`, writes per-element losses
+    /// to `value_out` and gradients (∂ℓ·grad_weight·grad_scale) to `grad_out` / `grad2_out`.
+    #[pyfunction]
+    #[pyo3(signature = (loss, input, target, var, weight, grad_weight, grad_scale, sum, value_out, grad_out, grad2_out, param=0.0, full=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn pointwise<'py>(
+        py: Python<'py>,
+        loss: &str,
+        input: &Array<'py>,
+        target: &Array<'py>,
+        var: Option<&Array<'py>>,
+        weight: Option<&Array<'py>>,
+        grad_weight: Option<&Array<'py>>,
+        grad_scale: f64,
+        sum: bool,
+        value_out: Option<&Array<'py>>,
+        grad_out: Option<&Array<'py>>,
+        grad2_out: Option<&Array<'py>>,
+        param: f64,
+        full: bool,
+    ) -> PyResult<f64> {
+        let loss = parse_pointwise(loss, param, full)?;
+        let args = PointwiseArgs {
+            x: input,
+            y: target,
+            z: var,
+            value_weight: weight,
+            grad_weight,
+            value_out,
+            grad_out,
+            grad2_out,
+        };
+        if is_dtype::<f32>(py, input) {
+            pointwise_typed::<f32>(py, loss, args, grad_scale, sum)
+        } else if is_dtype::<f64>(py, input) {
+            pointwise_typed::<f64>(py, loss, args, grad_scale, sum)
+        } else {
+            Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype())))
+        }
+    }
+
+    /// Σ x in float64 with fastloss's deterministic blocked reduction.
+    #[pyfunction]
+    fn sum<'py>(py: Python<'py>, x: &Array<'py>) -> PyResult<f64> {
+        if is_dtype::<f32>(py, x) {
+            let a = readonly::<f32>(x, "x")?;
+            let s = as_slice(&a, "x")?;
+            Ok(py.detach(|| crate::pointwise::sum(s)))
+        } else if is_dtype::<f64>(py, x) {
+            let a = readonly::<f64>(x, "x")?;
+            let s = as_slice(&a, "x")?;
+            Ok(py.detach(|| crate::pointwise::sum(s)))
+        } else {
+            Err(PyTypeError::new_err(format!("x: expected float32 or float64, got {}", x.dtype())))
+        }
+    }
+
+    /// The instruction set kernels run with: 'avx512', 'avx2', 'sse2', 'neon' or 'scalar'.
+    #[pyfunction]
+    fn simd_level() -> &'static str {
+        crate::simd::level().name()
+    }
+
+    /// The best instruction set this CPU supports (before `FASTLOSS_SIMD`).
+    #[pyfunction]
+    fn simd_detected() -> &'static str {
+        crate::simd::detected().name()
+    }
+
+    #[pyfunction]
+    fn get_num_threads() -> usize {
+        crate::threads::num_threads()
+    }
+
+    #[pyfunction]
+    fn set_num_threads(n: usize) -> PyResult<()> {
+        if n == 0 {
+            return Err(PyValueError::new_err("set_num_threads: n must be at least 1, got 0"));
+        }
+        crate::threads::set_num_threads(n);
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Regression and likelihood losses as element-wise [`Term`]s (formulas as in PyTorch 2.13;
+//! see `shared/docs/semantics.md` §2.2 and §2.7 for the subgradients at kinks).
+
+use crate::float::Float;
+use crate::pointwise::{Inputs, Outputs, Term, evaluate};
+
+/// (x − y)²
+#[derive(Copy, Clone)]
+pub struct Mse;
+impl<T: Float> Term<T> for Mse {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let r = x - y;
+        (r * r, T::TWO * r, T::ZERO)
+    }
+}
+
+/// |x − y|, subgradient 0 at x = y.
+#[derive(Copy, Clone)]
+pub struct L1;
+impl<T: Float> Term<T> for L1 {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let r = x - y;
+        (r.abs(), r.signum0(), T::ZERO)
+    }
+}
+
+/// 0.5·r²/β for |r| < β, else |r| − β/2 (β > 0; β = 0 is l1 and handled by the caller).
+#[derive(Copy, Clone)]
+pub struct SmoothL1<T> {
+    pub beta: T,
+}
+impl<T: Float> Term<T> for SmoothL1<T> {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let b = self.beta;
+        let r = x - y;
+        let a = r.abs();
+        let l = if a < b { T::HALF * a * a / b } else { a - T::HALF * b };
+        let d = if r <= -b { -T::ONE } else if r >= b { T::ONE } else { r / b };
+        (l, d, T::ZERO)
+    }
+}
+
+/// 0.5·r² for |r| < δ, else δ·(|r| − δ/2).
+#[derive(Copy, Clone)]
+pub struct Huber<T> {
+    pub delta: T,
+}
+impl<T: Float> Term<T> for Huber<T> {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let dl = self.delta;
+        let r = x - y;
+        let a = r.abs();
+        let l = if a < dl { T::HALF * a * a } else { dl * (a - T::HALF * dl) };
+        let d = if r <= -dl { -dl } else if r >= dl { dl } else { r };
+        (l, d, T::ZERO)
+    }
+}
+
+/// log cosh(x − y), gradient tanh(x − y).
+///
+/// With m = e^|r| − 1: cosh r − 1 = m²/(2(1+m)) and tanh|r| = m(m+2)/(m(m+2)+2); both keep full
+/// relative accuracy for small r, where |r| + log1p(e^−2|r|) − ln 2 would cancel to nothing.
+#[derive(Copy, Clone)]
+pub struct LogCosh;
+impl<T: Float> Term<T> for LogCosh {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let r = x - y;
+        let a = r.abs();
+        let far = a >= T::COSH_CUTOFF; // false for NaN, which then propagates below
+        let m = if far { T::ZERO } else { a }.exp_m1();
+        let l = if far { a - T::LN2 } else { (m * m / (T::TWO + T::TWO * m)).ln_1p() };
+        let t = m * (m + T::TWO);
+        let th = if far { T::ONE } else { t / (t + T::TWO) };
+        (l, if r < T::ZERO { -th } else { th }, T::ZERO)
+    }
+}
+
+/// (log1p(x) − log1p(y))²
+#[derive(Copy, Clone)]
+pub struct SquaredLogError;
+impl<T: Float> Term<T> for SquaredLogError {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let d = x.ln_1p() - y.ln_1p();
+        (d * d, T::TWO * d / (T::ONE + x), T::ZERO)
+    }
+}
+
+/// Stirling's approximation of log(y!), y·log y − y + ½·log(2πy), used for y > 1 only.
+#[inline(always)]
+fn stirling<T: Float>(y: T) -> T {
+    let half_log_2pi = T::from_f64(0.5 * (2.0 * std::f64::consts::PI).ln());
+    let s = y * y.ln() - y + T::HALF * y.ln() + half_log_2pi;
+    if y > T::ONE { s } else { T::ZERO }
+}
+
+/// Poisson NLL with log-rate input: e^x − y·x (+ Stirling term).
+#[derive(Copy, Clone)]
+pub struct PoissonLogInput {
+    pub full: bool,
+}
+impl<T: Float> Term<T> for PoissonLogInput {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let e = x.exp();
+        let l = e - y * x;
+        (if self.full { l + stirling(y) } else { l }, e - y, T::ZERO)
+    }
+}
+
+/// Poisson NLL with rate input: x − y·log(x + eps) (+ Stirling term).
+#[derive(Copy, Clone)]
+pub struct PoissonRateInput<T> {
+    pub full: bool,
+    pub eps: T,
+}
+impl<T: Float> Term<T> for PoissonRateInput<T> {
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+        let u = x + self.eps;
+        let l = x - y * u.ln();
+        (if self.full { l + stirling(y) } else { l }, T::ONE - y / u, T::ZERO)
+    }
+}
+
+/// Gaussian NLL ½·(log v + (x − y)²/v) (+ ½·log 2π), v = max(var, eps); the clamp is invisible
+/// to the gradient in var (PyTorch clamps a copy under no_grad).
+#[derive(Copy, Clone)]
+pub struct GaussianNll<T> {
+    pub full: bool,
+    pub eps: T,
+}
+impl<T: Float> Term<T> for GaussianNll<T> {
+    const GRAD_Z: bool = true;
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, var: T) -> (T, T, T) {
+        let v = var.clamp_min(self.eps);
+        let r = x - y;
+        let rv = r / v;
+        let l = T::HALF * (v.ln() + r * rv);
+        let l = if self.full { l + T::from_f64(0.5 * (2.0 * std::f64::consts::PI).ln()) } else { l };
+        (l, rv, T::HALF * (T::ONE / v - rv * rv))
+    }
+}
+
+/// The element-wise losses by name, with their scalar options.
+#[derive(Copy, Clone, Debug)]
+pub enum Pointwise {
+    Mse,
+    L1,
+    SmoothL1 { beta: f64 },
+    Huber { delta: f64 },
+    LogCosh,
+    SquaredLogError,
+    PoissonLogInput { full: bool },
+    PoissonRateInput { full: bool, eps: f64 },
+    GaussianNll { full: bool, eps: f64 },
+}
+
+impl Pointwise {
+    /// Evaluates this loss with [`crate::pointwise::evaluate`].
+    pub fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> f64 {
+        let t = T::from_f64;
+        match self {
+            Pointwise::Mse => evaluate(Mse, inp, out, sum),
+            Pointwise::L1 => evaluate(L1, inp, out, sum),
+            Pointwise::SmoothL1 { beta } => evaluate(SmoothL1 { beta: t(beta) }, inp, out, sum),
+            Pointwise::Huber { delta } => evaluate(Huber { delta: t(delta) }, inp, out, sum),
+            Pointwise::LogCosh => evaluate(LogCosh, inp, out, sum),
+            Pointwise::SquaredLogError => evaluate(SquaredLogError, inp, out, sum),
+            Pointwise::PoissonLogInput { full } => evaluate(PoissonLogInput { full }, inp, out, sum),
+            Pointwise::PoissonRateInput { full, eps } => {
+                evaluate(PoissonRateInput { full, eps: t(eps) }, inp, out, sum)
+            }
+            Pointwise::GaussianNll { full, eps } => evaluate(GaussianNll { full, eps: t(eps) }, inp, out, sum),
+        }
+    }
+}

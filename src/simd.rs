@@ -1,0 +1,100 @@
+//! Runtime choice of the instruction set, made once per process.
+//!
+//! Kernels are generic `#[inline(always)]` Rust written over fixed-width lane arrays; [`vectorized`]
+//! runs such a body inside a function compiled for the chosen level, so LLVM emits AVX-512,
+//! AVX2+FMA or baseline code from the same source. `FASTLOSS_SIMD` lowers the level (tests use it
+//! to exercise every path); asking for a level the CPU lacks gives the best one it has.
+
+use std::sync::OnceLock;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The target's baseline: SSE2 on x86-64, NEON on aarch64, plain scalar code elsewhere.
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Avx512 => "avx512",
+            Level::Avx2 => "avx2",
+            Level::Baseline if cfg!(target_arch = "x86_64") => "sse2",
+            Level::Baseline if cfg!(target_arch = "aarch64") => "neon",
+            Level::Baseline => "scalar",
+        }
+    }
+
+    /// Parses a `FASTLOSS_SIMD` value; `scalar` names the baseline on every target.
+    pub fn parse(name: &str) -> Option<Level> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "avx512" => Some(Level::Avx512),
+            "avx2" => Some(Level::Avx2),
+            "sse2" | "neon" | "scalar" | "baseline" => Some(Level::Baseline),
+            _ => None,
+        }
+    }
+}
+
+/// The best level this CPU supports.
+pub fn detected() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            return Level::Avx512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Level::Avx2;
+        }
+    }
+    Level::Baseline
+}
+
+static LEVEL: OnceLock<Level> = OnceLock::new();
+
+/// The level in use: the detected one, lowered by `FASTLOSS_SIMD` if that is set (an
+/// unknown value is ignored here; the Python package rejects it with a clear message).
+pub fn level() -> Level {
+    *LEVEL.get_or_init(|| {
+        let best = detected();
+        match std::env::var("FASTLOSS_SIMD").ok().as_deref().and_then(Level::parse) {
+            Some(wanted) => wanted.min(best),
+            None => best,
+        }
+    })
+}
+
+/// Runs `body` compiled for the active level. `body` must be a closure whose work is done by
+/// `#[inline(always)]` functions, so that all of it is inlined into the per-level copy.
+#[inline(always)]
+pub fn vectorized<R>(body: impl FnOnce() -> R) -> R {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `level()` only returns Avx512/Avx2 when the CPU reported those features.
+        Level::Avx512 => unsafe { x86::avx512(body) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Level::Avx2 => unsafe { x86::avx2(body) },
+        _ => body(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+    pub unsafe fn avx512<R>(body: impl FnOnce() -> R) -> R {
+        body()
+    }
+
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+    pub unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
+        body()
+    }
+}
