@@ -39,8 +39,6 @@ pub trait Float:
     const LN2: Self;
     const NAN: Self;
     const INFINITY: Self;
-    /// Above this |x|, log cosh x = |x| − ln 2 to working precision, and below it (e^|x|)² is finite.
-    const COSH_CUTOFF: Self;
     /// A block of ones, read where a kernel's optional per-element factor is absent.
     const ONES_BLOCK: &'static [Self; crate::reduce::BLOCK];
 
@@ -112,8 +110,7 @@ macro_rules! impl_float {
         ln2_hi = $ln2hi:expr, ln2_lo = $ln2lo:expr,
         exp_clamp = ($lo:expr, $hi:expr), round_magic = $magic:expr,
         exp_terms = $nterms:expr, log_poly_odd = $lgodd:expr, log_poly_even = $lgeven:expr,
-        sqrt_half_bits = $sqrth:expr, subnormal_scale_log2 = $subexp:expr,
-        cosh_cutoff = $cosh:expr, ones = $ones:ident
+        sqrt_half_bits = $sqrth:expr, subnormal_scale_log2 = $subexp:expr, ones = $ones:ident
     ) => {
         static $ones: [$t; crate::reduce::BLOCK] = [1.0; crate::reduce::BLOCK];
 
@@ -125,7 +122,6 @@ macro_rules! impl_float {
             const LN2: Self = std::f64::consts::LN_2 as $t;
             const NAN: Self = <$t>::NAN;
             const INFINITY: Self = <$t>::INFINITY;
-            const COSH_CUTOFF: Self = $cosh;
             const ONES_BLOCK: &'static [Self; crate::reduce::BLOCK] = &$ones;
 
             #[inline(always)]
@@ -176,7 +172,7 @@ macro_rules! impl_float {
                 let xs = if sub { x * ((1 as $bits) << $subexp) as $t } else { x };
                 let kadj: $sbits = if sub { -$subexp } else { 0 };
                 let (k, f) = split_log(xs);
-                let r = log1p_core(f, (k + kadj) as $t, 0.0);
+                let r = log1p_core(f, small_int_to_float(k + kadj), 0.0);
                 let r = if x == 0.0 { -<$t>::INFINITY } else { r };
                 let r = if x == <$t>::INFINITY { x } else { r };
                 if x < 0.0 || x != x { <$t>::NAN } else { r }
@@ -191,7 +187,7 @@ macro_rules! impl_float {
                 // and as 1 − (u − x) above; it no longer matters once 1 is below u's ulp.
                 let c = if k >= 2 { 1.0 - (u - x) } else { x - (u - 1.0) };
                 let c = if k < $mbits + 2 { c / u } else { 0.0 };
-                let r = log1p_core(f, k as $t, c);
+                let r = log1p_core(f, small_int_to_float(k), c);
                 let r = if x == -1.0 { -<$t>::INFINITY } else { r };
                 let r = if x == <$t>::INFINITY { x } else { r };
                 if x < -1.0 || x != x { <$t>::NAN } else { r }
@@ -204,12 +200,16 @@ macro_rules! impl_float {
         fn exp_reduce_impl(x: $t) -> ($sbits, $t, $t) {
             const LOG2E: $t = std::f64::consts::LOG2_E as $t;
             let xc = if x < $lo { $lo } else if x > $hi { $hi } else { x };
-            // Round to nearest integer with the magic-number trick (no libm call).
-            let kf = (xc * LOG2E + $magic) - $magic;
+            // Round to the nearest integer with the magic-number trick: the sum's low mantissa
+            // bits hold k, read as an integer (a float-to-int `as` cast saturates, which LLVM
+            // can only do one lane at a time).
+            let t = xc * LOG2E + $magic;
+            let kf = t - $magic;
+            let k = (t.to_bits() as $sbits).wrapping_sub(($magic as $t).to_bits() as $sbits);
             let r_hi = xc - kf * $ln2hi;
             let r_lo = kf * $ln2lo;
             let r = r_hi - r_lo;
-            let tail = r * r * horner(r, &{
+            const COEFFS: [f64; $nterms] = {
                 let mut c = [0.0f64; $nterms];
                 let mut i = 0;
                 while i < $nterms {
@@ -217,18 +217,26 @@ macro_rules! impl_float {
                     i += 1;
                 }
                 c
-            }) - r_lo;
-            (kf as $sbits, r_hi, tail)
+            };
+            let tail = r * r * horner(r, &COEFFS) - r_lo;
+            (k, r_hi, tail)
         }
 
         /// 2^k as a product of two normal numbers (k within exp's clamped range).
         #[inline(always)]
         fn pow2_split(k: $sbits) -> ($t, $t) {
             let k1 = k >> 1;
-            let k2 = k - k1;
-            let s1 = <$t>::from_bits(((k1 + $bias) as $bits) << $mbits);
-            let s2 = <$t>::from_bits(((k2 + $bias) as $bits) << $mbits);
+            let k2 = k.wrapping_sub(k1);
+            let s1 = <$t>::from_bits((k1.wrapping_add($bias) as $bits) << $mbits);
+            let s2 = <$t>::from_bits((k2.wrapping_add($bias) as $bits) << $mbits);
             (s1, s2)
+        }
+
+        /// `k as float` for |k| < 2^(mantissa bits − 1), by the magic-number trick so that it
+        /// vectorises on every level (AVX2 has no int64 → f64 conversion).
+        #[inline(always)]
+        fn small_int_to_float(k: $sbits) -> $t {
+            <$t>::from_bits(($magic as $t).to_bits().wrapping_add(k as $bits)) - $magic
         }
 
         /// Splits x > 0 (normal) as 2^k·(1+f) with 1+f in [√½, √2).
@@ -236,7 +244,7 @@ macro_rules! impl_float {
         fn split_log(x: $t) -> ($sbits, $t) {
             let one_bits = (1.0 as $t).to_bits();
             let ix = x.to_bits().wrapping_add(one_bits.wrapping_sub($sqrth));
-            let k = ((ix >> $mbits) as $sbits) - $bias;
+            let k = ((ix >> $mbits) as $sbits).wrapping_sub($bias);
             let m = (ix & (((1 as $bits) << $mbits) - 1)) + $sqrth;
             (k, <$t>::from_bits(m) - 1.0)
         }
@@ -247,7 +255,9 @@ macro_rules! impl_float {
             let s = f / (2.0 + f);
             let z = s * s;
             let w = z * z;
-            let r = z * horner(w, &$lgodd) + w * horner(w, &$lgeven);
+            const ODD: [f64; $lgodd.len()] = $lgodd;
+            const EVEN: [f64; $lgeven.len()] = $lgeven;
+            let r = z * horner(w, &ODD) + w * horner(w, &EVEN);
             let hfsq = 0.5 * f * f;
             s * (hfsq + r) + (dk * $ln2lo + c) - hfsq + f + dk * $ln2hi
         }
@@ -266,7 +276,7 @@ mod f32_impl {
         log_poly_odd = [0.666_666_626_93f64, 0.284_987_866_88],
         log_poly_even = [0.400_009_721_52f64, 0.242_790_788_41],
         sqrt_half_bits = 0x3f35_04f3u32, subnormal_scale_log2 = 25,
-        cosh_cutoff = 44.0f32, ones = ONES_F32
+        ones = ONES_F32
     );
 }
 
@@ -282,7 +292,7 @@ mod f64_impl {
         log_poly_odd = [6.666666666666735130e-01f64, 2.857142874366239149e-01, 1.818357216161805012e-01, 1.479819860511658591e-01],
         log_poly_even = [3.999999999940941908e-01f64, 2.222219843214978396e-01, 1.531383769920937332e-01],
         sqrt_half_bits = 0x3fe6_a09e_667f_3bcdu64, subnormal_scale_log2 = 54,
-        cosh_cutoff = 350.0f64, ones = ONES_F64
+        ones = ONES_F64
     );
 }
 

@@ -93,6 +93,12 @@ fn run<'a, T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
     })
 }
 
+/// Elements per inner chunk: the per-element loop writes their terms to a small buffer that
+/// the lane accumulators then consume (widened to f64). Splitting map from reduction lets LLVM's
+/// loop vectoriser run the branch-free map at the full width of T while the reduction keeps its
+/// fixed order.
+const CHUNK: usize = 256;
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
@@ -108,37 +114,45 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
     gz: &mut [T],
 ) -> f64 {
     let n = x.len();
-    let (y, z, vw, gw) = (&y[..n], &z[..n], &vw[..n], &gw[..n]);
-    let value = if VALUE == STORE { &mut value[..n] } else { value };
-    let gx = if GRAD { &mut gx[..n] } else { gx };
-    let gz = if GRAD && K::GRAD_Z { &mut gz[..n] } else { gz };
     let mut acc = [0.0f64; LANES];
-    let mut step = |i: usize, lane: usize, acc: &mut [f64; LANES]| {
-        let (l, dx, dz) = term.eval(x[i], y[i], z[i]);
-        if VALUE == SUM {
-            acc[lane] += (l * vw[i]).to_f64();
-        }
-        if VALUE == STORE {
-            value[i] = l * vw[i];
-        }
-        if GRAD {
-            let m = gw[i] * scale;
-            gx[i] = dx * m;
-            if K::GRAD_Z {
-                gz[i] = dz * m;
+    let mut terms = [T::ZERO; CHUNK];
+    let mut start = 0;
+    while start < n {
+        let m = CHUNK.min(n - start);
+        let r = start..start + m;
+        let (x, y, z, vw, gw) = (&x[r.clone()], &y[r.clone()], &z[r.clone()], &vw[r.clone()], &gw[r.clone()]);
+        let value = if VALUE == STORE { &mut value[r.clone()] } else { &mut value[..0] };
+        let gx = if GRAD { &mut gx[r.clone()] } else { &mut gx[..0] };
+        let gz = if GRAD && K::GRAD_Z { &mut gz[r.clone()] } else { &mut gz[..0] };
+        let terms = &mut terms[..m];
+        for i in 0..m {
+            let (l, dx, dz) = term.eval(x[i], y[i], z[i]);
+            if VALUE == SUM {
+                terms[i] = l * vw[i];
+            }
+            if VALUE == STORE {
+                value[i] = l * vw[i];
+            }
+            if GRAD {
+                let f = gw[i] * scale;
+                gx[i] = dx * f;
+                if K::GRAD_Z {
+                    gz[i] = dz * f;
+                }
             }
         }
-    };
-    let full = n - n % LANES;
-    let mut i = 0;
-    while i < full {
-        for lane in 0..LANES {
-            step(i + lane, lane, &mut acc);
+        if VALUE == SUM {
+            // Element i of the block always lands in lane i % LANES, in element order.
+            let mut lanes = terms.chunks_exact(LANES);
+            for c in &mut lanes {
+                let c: &[T; LANES] = c.try_into().unwrap();
+                reduce::add_lanes(&mut acc, &c.map(T::to_f64));
+            }
+            for (j, t) in lanes.remainder().iter().enumerate() {
+                acc[j] += t.to_f64();
+            }
         }
-        i += LANES;
-    }
-    for lane in 0..n - full {
-        step(full + lane, lane, &mut acc);
+        start += m;
     }
     reduce::sum_lanes(acc)
 }

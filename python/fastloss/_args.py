@@ -58,6 +58,11 @@ def float_arrays(named, float_names=None):
     float16 computing as float32; integer and bool arguments are converted to it, and float64 is
     used when no argument is a float. Returns (dtype, [arrays in order]).
     """
+    values = list(named.values())
+    dtype = getattr(values[0], "dtype", None)
+    if (dtype is F32 or dtype is F64) and all(type(v) is np.ndarray and v.dtype is dtype for v in values):
+        # Fast path: every argument already has the native computation dtype.
+        return dtype, [v if _is_c_aligned(v) else np.ascontiguousarray(v) for v in values]
     arrays = [_numeric(v, k) for k, v in named.items()]
     names = list(named)
     float_dtypes = [
@@ -66,6 +71,11 @@ def float_arrays(named, float_names=None):
     dtype = np.result_type(*float_dtypes) if float_dtypes else F64
     dtype = F32 if dtype.itemsize < 4 else np.dtype(dtype.type)  # native byte order
     return dtype, [contiguous(a, dtype) for a in arrays]
+
+
+def _is_c_aligned(arr):
+    flags = arr.flags
+    return flags.c_contiguous and flags.aligned
 
 
 def contiguous(arr, dtype):

@@ -8,6 +8,8 @@ import numpy as np
 
 from . import _core
 from ._args import (
+    F32,
+    F64,
     bool_arg,
     float_arg,
     float_arrays,
@@ -34,6 +36,23 @@ def _finish(total, divisor, reduction, dtype, value_out):
 def _elementwise(kernel, input, target, weight, reduction, want_value, want_grad, grad_output, out,
                  *, param=0.0, full=False, weighted_mean_divides_by_weight=True):
     """An element-wise loss of (input, target) with optional per-element weights."""
+    if (weight is None and grad_output is None and out is None and type(input) is np.ndarray
+            and type(target) is np.ndarray and (reduction == "mean" or reduction == "sum")):
+        # Fast path for the common call: same native dtype, same shape, contiguous and aligned
+        # (`carray`; read-only inputs take the general path below, which handles them too).
+        dtype = input.dtype
+        if ((dtype is F32 or dtype is F64) and target.dtype is dtype and input.shape == target.shape
+                and input.flags.carray and target.flags.carray):
+            n = input.size
+            scale = 1.0 if reduction == "sum" else (1.0 / n if n else math.inf)
+            g = np.empty(input.shape, dtype) if want_grad else None
+            total = _core.pointwise(kernel, input, target, None, None, None, scale, want_value, None, g, None,
+                                    param, full)
+            if not want_value:
+                return None, g
+            if reduction == "sum":
+                return dtype.type(total), g
+            return dtype.type(total / n if n else math.nan), g
     reduction_arg(reduction)
     if weight is None:
         dtype, (x, y) = float_arrays({"input": input, "target": target})

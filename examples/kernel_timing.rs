@@ -1,0 +1,38 @@
+//! Times the element-wise kernels without Python: `cargo run --release --no-default-features
+//! --example kernel_timing -- [loss] [n]` (useful with `perf record` to inspect the hot loop).
+
+use std::time::Instant;
+
+use _core::pointwise::{Inputs, Outputs};
+use _core::regression::Pointwise;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map_or("log_cosh", |s| s.as_str());
+    let n: usize = args.get(2).map_or(1_000_000, |s| s.parse().unwrap());
+    let loss = match name {
+        "mse" => Pointwise::Mse,
+        "huber" => Pointwise::Huber { delta: 1.0 },
+        "log_cosh" => Pointwise::LogCosh,
+        "poisson" => Pointwise::PoissonLogInput { full: false },
+        "gaussian" => Pointwise::GaussianNll { full: false, eps: 1e-6 },
+        other => panic!("unknown loss {other}"),
+    };
+    _core::threads::set_num_threads(1);
+    let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
+    let y = vec![0.25f32; n];
+    let z = vec![1.5f32; n];
+    let mut g = vec![0.0f32; n];
+    let mut g2 = vec![0.0f32; n];
+    let reps = 50;
+    let mut best = f64::INFINITY;
+    let mut total = 0.0;
+    for _ in 0..reps {
+        let inp = Inputs { x: &x, y: &y, z: Some(&z), value_weight: None, grad_weight: None, grad_scale: 1.0 };
+        let gz = if matches!(loss, Pointwise::GaussianNll { .. }) { Some(&mut g2[..]) } else { None };
+        let t = Instant::now();
+        total += loss.evaluate(&inp, Outputs { value: None, grad_x: Some(&mut g), grad_z: gz }, true);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!("{name} n={n}: {:.3} ns/element (best of {reps}), level {:?}, checksum {total}", best * 1e9 / n as f64, _core::simd::level());
+}
