@@ -37,7 +37,7 @@ impl<T: Float> Term<T> for SmoothL1<T> {
         let b = self.beta;
         let r = x - y;
         let a = r.abs();
-        let l = if a < b { T::HALF * a * a / b } else { a - T::HALF * b };
+        let l = if a < b { T::HALF * a * (a / b) } else { a - T::HALF * b }; // a/b < 1: no spurious under/overflow
         let d = if r <= -b { -T::ONE } else if r >= b { T::ONE } else { r / b };
         (l, d, T::ZERO)
     }
@@ -62,10 +62,10 @@ impl<T: Float> Term<T> for Huber<T> {
 
 /// log cosh(x − y), gradient tanh(x − y).
 ///
-/// With m = e^|r| − 1: cosh r − 1 = m²/(2(1+m)) and tanh|r| = m(m+2)/((1+m)² + 1); both keep
-/// full relative accuracy for small r, where |r| + log1p(e^−2|r|) − ln 2 would cancel. The two
-/// quotients share one division. Beyond |r| = 20, e^−2|r| is below half an ulp of either result
-/// in f32 and f64, so log cosh r = |r| − ln 2 and tanh |r| = 1 (and m³ stays finite below).
+/// With m = e^|r| − 1: cosh r − 1 = m²/(2(1+m)) and tanh|r| = t/(t+2) with t = m(m+2); both keep
+/// full relative accuracy for small r, where |r| + log1p(e^−2|r|) − ln 2 would cancel, and
+/// t/(t+2) never rounds above 1. Beyond |r| = 20, e^−2|r| is below half an ulp of either result
+/// in f32 and f64, so log cosh r = |r| − ln 2 and tanh |r| = 1.
 #[derive(Copy, Clone)]
 pub struct LogCosh;
 impl<T: Float> Term<T> for LogCosh {
@@ -75,12 +75,9 @@ impl<T: Float> Term<T> for LogCosh {
         let a = r.abs();
         let far = a >= T::from_f64(20.0); // false for NaN, which then propagates below
         let m = if far { T::ZERO } else { a }.exp_m1();
-        let p = T::ONE + m;
-        let (num_c, den_c) = (m * m, T::TWO * p); // cosh − 1
-        let (num_t, den_t) = (m * (m + T::TWO), p * p + T::ONE); // tanh
-        let inv = T::ONE / (den_c * den_t);
-        let l = if far { a - T::LN2 } else { (num_c * den_t * inv).ln_1p() };
-        let th = if far { T::ONE } else { num_t * den_c * inv };
+        let l = if far { a - T::LN2 } else { (m * m / (T::TWO + T::TWO * m)).ln_1p() };
+        let t = m * (m + T::TWO);
+        let th = if far { T::ONE } else { t / (t + T::TWO) };
         (l, if r < T::ZERO { -th } else { th }, T::ZERO)
     }
 }

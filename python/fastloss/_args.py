@@ -62,7 +62,7 @@ def float_arrays(named, float_names=None):
     dtype = getattr(values[0], "dtype", None)
     if (dtype is F32 or dtype is F64) and all(type(v) is np.ndarray and v.dtype is dtype for v in values):
         # Fast path: every argument already has the native computation dtype.
-        return dtype, [v if _is_c_aligned(v) else np.ascontiguousarray(v) for v in values]
+        return dtype, [v if _is_c_aligned(v) else _copy(v, dtype) for v in values]
     arrays = [_numeric(v, k) for k, v in named.items()]
     names = list(named)
     float_dtypes = [
@@ -84,7 +84,13 @@ def contiguous(arr, dtype):
         flags = arr.flags
         if flags.c_contiguous and flags.aligned:
             return arr
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return _copy(arr, dtype)
+
+
+def _copy(arr, dtype):
+    # np.array(copy=True) keeps 0-d arrays 0-d and always yields an aligned C-order buffer
+    # (np.ascontiguousarray makes 0-d arrays 1-d and leaves misaligned contiguous arrays as they are).
+    return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
 def same_shape(shape, arr, name, what="input"):

@@ -159,7 +159,7 @@ def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="me
     same_shape(x.shape, y, "target")
     var_shape = v.shape
     v_full = gaussian_var(v, x.shape)
-    if v.size and v.min() < 0:
+    if np.any(v < 0):
         raise ValueError("var: has negative entries; variances must be >= 0")
     v_full = np.ascontiguousarray(v_full)
     scale, go = grad_output_arg(grad_output, x.shape, dtype, reduction)

@@ -469,6 +469,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes on the machine have used so far (from /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        if fields[0] != "cpu":
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _openblas_libs():
     """ctypes handles of the OpenBLAS libraries loaded in this process (NumPy's), via /proc/self/maps."""
     paths = set()
@@ -625,6 +638,10 @@ def summary_lines(rows: list[dict], compared: list[str]) -> list[str]:
     return out
 
 
+def _short_name(name: str) -> str:
+    return "msle" if name == "mean_squared_log_error" else name.replace("_loss", "")
+
+
 def plot(rows: list[dict], compared: list[str], path: str, title: str) -> str | None:
     try:
         import matplotlib
@@ -633,23 +650,32 @@ def plot(rows: list[dict], compared: list[str], path: str, title: str) -> str | 
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed; no chart drawn (pip install matplotlib)"
+    import textwrap
+
     compared = [c for c in compared if any(c in r["impls"] for r in rows)]
-    labels = [f"{r['name']} {'v' if r['op'] == 'value' else 'v+g'} {fmt_n(r['n'])}" for r in rows]
+    ops = list(dict.fromkeys(r["op"] for r in rows))
+    per_op = max(sum(r["op"] == op for r in rows) for op in ops)
+    fig, axes = plt.subplots(len(ops), 1, squeeze=False,
+                             figsize=(max(8.0, 0.22 * per_op * max(1, len(compared)) + 2), 4.2 * len(ops) + 0.8))
     width = 0.8 / max(1, len(compared))
-    fig, ax = plt.subplots(figsize=(max(8, 0.32 * len(rows) * max(1, len(compared))), 6))
-    for k, c in enumerate(compared):
-        xs = [i + (k - (len(compared) - 1) / 2) * width for i in range(len(rows))]
-        ys = [r["ratios"].get(f"{c}_over_fastloss", math.nan) for r in rows]
-        ax.bar(xs, ys, width, label=f"{c} time / fastloss time")
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_yscale("log")
-    ax.set_ylabel("speedup of fastloss (log scale)")
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(labels, rotation=90, fontsize=7)
-    ax.set_title(title, fontsize=8)
-    ax.legend()
+    for ax, op in zip(axes[:, 0], ops):
+        sel = [r for r in rows if r["op"] == op]
+        for k, c in enumerate(compared):
+            xs = [i + (k - (len(compared) - 1) / 2) * width for i in range(len(sel))]
+            ys = [r["ratios"].get(f"{c}_over_fastloss", math.nan) for r in sel]
+            ax.bar(xs, ys, width, label=f"{c} time ÷ fastloss time")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("fastloss speedup (log)")
+        ax.set_title(op, fontsize=10)
+        ax.set_xticks(range(len(sel)))
+        ax.set_xticklabels([f"{_short_name(r['name'])}\n{fmt_n(r['n'])}" for r in sel], rotation=90,
+                           fontsize=7)
+        ax.grid(axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("\n".join(textwrap.wrap(title, 160)), fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
 
@@ -657,6 +683,60 @@ def plot(rows: list[dict], compared: list[str], path: str, title: str) -> str | 
 # =============================================================================================
 # Command line
 # =============================================================================================
+
+def report(header, rows, scaling_rows, compared, repeat, sample_ms, background, warnings, elapsed,
+           interrupted) -> str:
+    """The Markdown report: header, main table, notes and summary, thread-scaling table, warnings."""
+    warnings = list(warnings)
+    out = [header, ""]
+    if rows:
+        out.append(markdown_table(rows, compared))
+        out.append("")
+        out.append(f"Medians of {repeat} interleaved samples (each ≥ {sample_ms:g} ms of back-to-back calls). "
+                   "fastloss/mark = fastloss time ÷ bandwidth mark on the same n and dtype "
+                   f"(dot = {MARKS['dot']}; add = {MARKS['add']}); "
+                   "vs X = X time ÷ fastloss time (> 1: fastloss is faster). numpy = the textbook NumPy "
+                   "formulas (value_and_grad = value + gradient, as user code computes them).")
+        out.append("")
+        out += summary_lines(rows, compared)
+    spreads = [((v["q3_ns"] - v["q1_ns"]) / v["median_ns"], f"{r['name']} {r['op']} n={fmt_n(r['n'])} {name}")
+               for r in rows + scaling_rows for name, v in r["impls"].items()]
+    if spreads:
+        out.append(f"- sample spread (interquartile range ÷ median): median "
+                   f"{statistics.median(s for s, _ in spreads):.0%}, largest {max(s for s, _ in spreads):.0%}")
+    if background is not None:
+        out.append(f"- background load: other processes kept {background:.2f} of {os.cpu_count()} CPUs busy "
+                   "on average during the run")
+        if background > 0.25:
+            warnings.append(f"other processes used {background:.2f} CPUs during the run: timings (and thread "
+                            "scaling above all) are disturbed; rerun on a quiet machine")
+    noisy = [label for s, label in spreads if s > 0.5]
+    if noisy:
+        warnings.append(f"{len(noisy)} of {len(spreads)} timings have an interquartile range above half their "
+                        f"median (a busy or throttled machine?): {', '.join(noisy[:6])}"
+                        + (", ..." if len(noisy) > 6 else ""))
+    if scaling_rows:
+        labels = list(scaling_rows[0]["impls"])
+        base = scaling_rows[0]["baseline"]
+        others = [lab for lab in labels if lab != base]
+        out += ["", f"Thread scaling: fastloss value_and_grad, n={fmt_n(SCALING_N)}, {scaling_rows[0]['dtype']}", ""]
+        head = ["loss"] + labels + [f"speedup {lab}" for lab in others] + [f"CPU/wall {lab}" for lab in others]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|---|" + "|".join("--:" for _ in head[1:]) + "|")
+        for r in scaling_rows:
+            t1 = r["impls"][base]["median_ns"]
+            cells = [r["name"]] + [fmt_time(r["impls"][lab]["median_ns"]) for lab in labels]
+            cells += [fmt_ratio(t1 / r["impls"][lab]["median_ns"]) for lab in others]
+            cells += [f"{r['impls'][lab]['cpu_per_wall']:.2f}" for lab in others]
+            out.append("| " + " | ".join(cells) + " |")
+        out += ["", "CPU/wall: process CPU time ÷ wall time while timing (about how many cores were busy)."]
+    if warnings:
+        out += ["", "Warnings:"] + [f"- {w}" for w in warnings]
+    if interrupted:
+        out += ["", "(interrupted: partial results)"]
+    out += ["", f"({len(rows) + len(scaling_rows)} workloads in {elapsed:.0f} s)"]
+    return "\n".join(out)
+
 
 def _sizes(text: str) -> tuple[int, ...]:
     out = []
@@ -670,6 +750,21 @@ def _sizes(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"--sizes: {part!r} is not a positive integer")
         out.append(int(v))
     return tuple(out)
+
+
+def _count(text: str) -> int:
+    (n,) = _sizes(text)
+    return n
+
+
+def _positive_ms(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
 
 
 def _positive_int(text: str) -> int:
@@ -694,11 +789,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="threads for fastloss (and BLAS, torch; XLA at 1), default 1")
     p.add_argument("--repeat", type=_positive_int, default=None,
                    help=f"samples per implementation (default {DEFAULT_REPEAT}, {QUICK_REPEAT} with --quick)")
-    p.add_argument("--sample-ms", type=float, default=SAMPLE_SECONDS * 1e3,
+    p.add_argument("--sample-ms", type=_positive_ms, default=SAMPLE_SECONDS * 1e3,
                    help="minimum duration of one sample in ms (default 2)")
     p.add_argument("--no-reference", action="store_true", help="don't time fastloss.reference")
-    p.add_argument("--reference-max-n", type=_positive_int, default=REFERENCE_MAX_N,
-                   help=f"time fastloss.reference only up to this n (default 1e6; it is slow)")
+    p.add_argument("--reference-max-n", type=_count, default=REFERENCE_MAX_N,
+                   help="time fastloss.reference only up to this n (default 1e6; it is slow)")
     p.add_argument("--no-jax", action="store_true", help="don't time JAX even if installed")
     p.add_argument("--no-torch", action="store_true", help="don't time PyTorch even if installed")
     p.add_argument("--thread-scaling", action="store_true",
@@ -779,6 +874,7 @@ def run(args: argparse.Namespace) -> int:
     everything = workloads + scaling
     rows, scaling_rows = [], []
     t_start = time.perf_counter()
+    busy_start, own_start = _busy_cpu_seconds(), time.process_time()
     interrupted = False
     print(header, file=sys.stderr, flush=True)
     for i, w in enumerate(everything, 1):
@@ -800,40 +896,15 @@ def run(args: argparse.Namespace) -> int:
                 note += f", {fmt_ratio(v)} vs numpy"
         print(f"{note} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - t_start
+    busy_end = _busy_cpu_seconds()
+    background = None
+    if busy_start is not None and busy_end is not None and elapsed > 0:
+        background = max(0.0, (busy_end - busy_start - (time.process_time() - own_start)) / elapsed)
 
     compared = [c for c in COMPARED if any(c in r["impls"] for r in rows)]
-    out = [header, ""]
-    if rows:
-        out.append(markdown_table(rows, compared))
-        out.append("")
-        out.append(f"Medians of {repeat} interleaved samples (each ≥ {args.sample_ms:g} ms of back-to-back calls). "
-                   "fastloss/mark = fastloss time ÷ bandwidth mark on the same n and dtype "
-                   f"(dot = {MARKS['dot']}; add = {MARKS['add']}); "
-                   "vs X = X time ÷ fastloss time (> 1: fastloss is faster). numpy = the textbook NumPy "
-                   "formulas (value_and_grad = value + gradient, as user code computes them).")
-        out += summary_lines(rows, compared)
-    if scaling_rows:
-        labels = list(scaling_rows[0]["impls"])
-        base = scaling_rows[0]["baseline"]
-        out += ["", f"Thread scaling: fastloss value_and_grad, n={fmt_n(SCALING_N)}, {dtype}", ""]
-        head = (["loss"] + labels + [f"speedup {l}" for l in labels if l != base]
-                + [f"CPU/wall {l}" for l in labels if l != base])
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|---|" + "|".join("--:" for _ in head[1:]) + "|")
-        for r in scaling_rows:
-            t1 = r["impls"][base]["median_ns"]
-            cells = [r["name"]] + [fmt_time(r["impls"][l]["median_ns"]) for l in labels]
-            cells += [fmt_ratio(t1 / r["impls"][l]["median_ns"]) for l in labels if l != base]
-            cells += [f"{r['impls'][l]['cpu_per_wall']:.2f}" for l in labels if l != base]
-            out.append("| " + " | ".join(cells) + " |")
-        out += ["", "CPU/wall: process CPU time ÷ wall time while timing (about the number of busy cores)."]
-    if warnings:
-        out += ["", "Warnings:"] + [f"- {w}" for w in warnings]
-    if interrupted:
-        out += ["", "(interrupted: partial results)"]
-    out.append("")
-    out.append(f"({len(rows) + len(scaling_rows)} workloads in {elapsed:.0f} s)")
-    print("\n".join(out), flush=True)
+    text = report(header, rows, scaling_rows, compared, repeat, args.sample_ms, background, warnings, elapsed,
+                  interrupted)
+    print(text, flush=True)
 
     if args.json:
         doc = {"machine": facts, "header": header,
@@ -841,7 +912,7 @@ def run(args: argparse.Namespace) -> int:
                           "reference_max_n": cfg.reference_max_n, "seed": SEED,
                           "xla_flags": os.environ.get("XLA_FLAGS") if jax is not None else None},
                "marks": MARKS, "workloads": rows, "thread_scaling": scaling_rows, "warnings": warnings,
-               "elapsed_s": elapsed, "interrupted": interrupted}
+               "elapsed_s": elapsed, "background_cpus": background, "interrupted": interrupted}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1, default=float)
         print(f"wrote {args.json}", file=sys.stderr)

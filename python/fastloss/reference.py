@@ -20,7 +20,7 @@ from ._regression import gaussian_var, reduce_to_var_shape
 def _reduce(per_element, reduction, dtype, divisor=None):
     """Applies `reduction` to float64 per-element losses; returns a value of `dtype`."""
     if reduction == "none":
-        return per_element.astype(dtype)
+        return np.asarray(per_element).astype(dtype)  # an ndarray even for 0-d inputs
     total = per_element.sum()
     if reduction == "sum":
         return dtype.type(total)
@@ -88,7 +88,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, want_value, wan
         r = x - y
         if beta == 0:
             return np.abs(r), np.sign(r)
-        loss = np.where(np.abs(r) < beta, 0.5 * r**2 / beta, np.abs(r) - 0.5 * beta)
+        loss = np.where(np.abs(r) < beta, 0.5 * r * (r / beta), np.abs(r) - 0.5 * beta)
         return loss, np.clip(r / beta, -1, 1)
 
     return _elementwise(smooth_l1, input, target, None, reduction, want_value, want_grad, grad_output, out)
@@ -168,7 +168,7 @@ def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="me
             return value, None
         factor = _grad_factor(x.shape, dtype, reduction, grad_output, x.size)
         grad_x = factor * (x - y) / v_clamped
-        grad_v = factor * 0.5 * (1 / v_clamped - (x - y) ** 2 / v_clamped**2)
+        grad_v = factor * 0.5 * (1 / v_clamped - ((x - y) / v_clamped) ** 2)
     gx, gv = outs_arg(out, [x.shape, var_shape], dtype)
     gx[...] = grad_x
     gv[...] = reduce_to_var_shape(grad_v, var_shape)

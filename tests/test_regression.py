@@ -1,0 +1,597 @@
+"""fastloss's regression losses agree with fastloss.reference on every input a user can give.
+
+Every comparison goes through `helpers.check_against_reference`: per element |fast − reference| <=
+k·ulp(reference) (+ a floor only where the formula cancels, computed from the operands), reduced values
+within the sum of the per-element tolerances plus a few ulps, NaN exactly where the reference has NaN,
+the promised dtype, shape and result type, and the arguments left unmodified. The inputs are
+- hypothesis-drawn arrays (lengths 0..70, 0-d and 2-d shapes, any float incl. NaN/inf/subnormals);
+- adversarial arrays at every SIMD width and block boundary and past the threading threshold;
+- layouts: 0-d, n-d, strided and transposed views, byte-swapped, int/bool/float16 targets, mixed
+  float32/float64 (promoting to float64), which must also give bitwise the same result as the
+  equivalent contiguous native array;
+- huge and tiny magnitudes, every reduction, every option, grad_output None / scalar / array.
+It also proves `out=` is honoured, validated (TypeError/ValueError, buffer untouched) and safe when it
+aliases an input. Regression tests for bugs found along the way are at the end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastloss as fl
+from helpers import (
+    FLOATS,
+    SPECS,
+    assert_bitwise_equal,
+    check_against_reference,
+    make_inputs,
+    spec_options,
+    specials,
+    var_full,
+)
+
+NAMES = list(SPECS)
+REDUCTIONS = ("none", "mean", "sum")
+# Around the 16-lane loop (LANES = 16, AVX-512 f64 pairs), the 16384-element reduction block, and past
+# 131072 (PARALLEL_MIN), where the thread pool takes over.
+BOUNDARY_LENGTHS = (15, 16, 17, 31, 32, 33, 63, 64, 65, 16383, 16384, 16385, 140_001)
+
+
+def _grad_outputs(rng, shape, dtype, reduction):
+    """None, a scalar, and (for 'none') an array: the grad_output variants of API.md."""
+    out = [None, dtype(rng.normal())]
+    if reduction == "none":
+        out.append(rng.standard_normal(shape).astype(dtype))
+    return out
+
+
+def _check_all(name, args, dtype, rng, what="", reductions=REDUCTIONS, grad_outputs=True):
+    spec = SPECS[name]
+    shape = np.shape(args[0])
+    for opts in spec_options(spec, shape, dtype, rng):
+        for reduction in reductions:
+            for go in _grad_outputs(rng, shape, dtype, reduction) if grad_outputs else [None]:
+                check_against_reference(name, args, {**opts, "reduction": reduction}, go, what=what)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hypothesis
+# --------------------------------------------------------------------------------------------------
+
+
+def _elements(dtype):
+    width = 32 if dtype == np.float32 else 64
+    return st.one_of(
+        st.floats(-4, 4, width=width),
+        st.sampled_from([float(v) for v in specials(dtype)]),
+        st.floats(width=width, allow_nan=True, allow_infinity=True, allow_subnormal=True),
+    )
+
+
+# Weights and upstream gradients are multiplied into ∂ℓ in the computation dtype (w·g·(1/N), rounded),
+# so a subnormal one loses its precision before it meets ∂ℓ (e.g. float32 grad_output=1e-45 with a mean
+# over 2 elements rounds the scale to 0): inherent to computing in float32, and reported. Their own
+# adversarial values are not the point of these tests: keep them 0 or of magnitude 1/8 to 4.
+_MODERATE_WEIGHTS = st.one_of(st.just(0.0), st.floats(0.125, 4.0, width=32))
+_MODERATE_GRAD_OUTPUTS = st.one_of(st.just(0.0), st.floats(0.125, 3.0, width=32), st.floats(-3.0, -0.125, width=32))
+
+
+@st.composite
+def _case(draw, name, dtype):
+    spec = SPECS[name]
+    shape = draw(st.one_of(
+        st.tuples(st.integers(0, 70)),
+        st.just(()),
+        st.tuples(st.integers(1, 5), st.integers(1, 9)),
+    ))
+    args = [draw(hnp.arrays(dtype, shape, elements=_elements(dtype))) for _ in spec.inputs]
+    if "var" in spec.inputs:  # a variance must be >= 0 (negative ones are test_errors' business)
+        args[2] = np.abs(args[2])
+        if len(shape) >= 1 and shape[-1] >= 1 and draw(st.booleans()):  # homoscedastic: var one dim short or trailing 1
+            args[2] = args[2][..., :1] if draw(st.booleans()) else args[2][..., 0]
+    opts = dict(draw(st.sampled_from(spec.options)))
+    if "weight" in opts:
+        opts["weight"] = draw(hnp.arrays(dtype, shape, elements=_MODERATE_WEIGHTS))
+    reduction = draw(st.sampled_from(REDUCTIONS))
+    go_kind = draw(st.sampled_from(["none", "scalar", "array"] if reduction == "none" else ["none", "scalar"]))
+    go = {"none": None,
+          "scalar": dtype(draw(_MODERATE_GRAD_OUTPUTS)),
+          "array": draw(hnp.arrays(dtype, shape, elements=_MODERATE_GRAD_OUTPUTS))}[go_kind]
+    return args, {**opts, "reduction": reduction}, go
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+@given(data=st.data())
+def test_matches_reference_hypothesis(name, dtype, data):
+    args, kwargs, go = data.draw(_case(name, dtype))
+    check_against_reference(name, args, kwargs, go)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lengths at SIMD / block / threading boundaries, and every length up to 70
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("n", BOUNDARY_LENGTHS)
+def test_boundary_lengths(name, dtype, n, restore_threads):
+    fl.set_num_threads(2)
+    rng = np.random.default_rng(n)
+    spec = SPECS[name]
+    big = n > 20_000
+    for adversarial in (True, False):
+        args = make_inputs(spec, rng, (n,), dtype, adversarial=adversarial)
+        # Past the block size the options grid is covered by the smaller lengths; check the reductions.
+        _check_all(name, args, dtype, rng, what=f"n={n}, adversarial={adversarial}", grad_outputs=not big)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_length_up_to_70(name, dtype):
+    rng = np.random.default_rng(70)
+    spec = SPECS[name]
+    for n in range(71):
+        args = make_inputs(spec, rng, (n,), dtype, adversarial=bool(n % 2))
+        for opts in spec_options(spec, (n,), dtype, rng):
+            for reduction in REDUCTIONS:
+                check_against_reference(name, args, {**opts, "reduction": reduction}, what=f"n={n}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Magnitudes and special values
+# --------------------------------------------------------------------------------------------------
+
+SCALES = {
+    np.float32: [1e30, 1e-30, 1e-40, 1e19, 3e38],
+    np.float64: [1e300, 1e-300, 1e-310, 1e30, 1e-30, 1e154, 1.7e308],
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_huge_and_tiny_magnitudes(name, dtype):
+    rng = np.random.default_rng(1)
+    spec = SPECS[name]
+    for scale in SCALES[dtype]:
+        args = make_inputs(spec, rng, (67,), dtype)
+        with np.errstate(over="ignore", under="ignore"):
+            # Scale every input (the variance too); keep the targets of count-valued losses.
+            scaled = [(a.astype(np.float64) * scale).astype(dtype) if kind != "counts" else a
+                      for a, kind in zip(args, spec.kinds)]
+        _check_all(name, scaled, dtype, rng, what=f"scale={scale:g}")
+        # One side huge/tiny, the other moderate.
+        _check_all(name, [scaled[0], *args[1:]], dtype, rng, what=f"input scale={scale:g}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_nan_and_inf_propagate(name, dtype):
+    """A NaN input gives NaN exactly there (value and gradient) and a NaN reduction; infinities give
+    what the reference gives."""
+    rng = np.random.default_rng(2)
+    spec = SPECS[name]
+    args = make_inputs(spec, rng, (40,), dtype)
+    args[0][[3, 17]] = np.nan
+    args[0][[5]] = np.inf
+    args[0][[6]] = -np.inf
+    args[1][[8]] = np.nan
+    args[1][[9]] = np.inf
+    _check_all(name, args, dtype, rng)
+    v, g = spec.fast.value_and_grad(*args, reduction="none")
+    g = g if isinstance(g, tuple) else (g,)
+    assert np.isnan(v[[3, 17, 8]]).all() and np.isnan(g[0][[3, 17, 8]]).all()
+    assert np.isnan(spec.fast(*args, reduction="mean")) and np.isnan(spec.fast(*args, reduction="sum"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes, layouts and dtypes: all accepted, converted once, bitwise the same as the plain array
+# --------------------------------------------------------------------------------------------------
+
+
+def _same_as_plain(name, args, plain_args, kwargs=None):
+    """fastloss on `args` gives bitwise what it gives on the equivalent C-contiguous native arrays
+    (`plain_args` may be flattened: results are compared flattened then)."""
+    spec = SPECS[name]
+    kwargs = kwargs or {}
+    for reduction in REDUCTIONS:
+        kw = {**kwargs, "reduction": reduction}
+        v1, g1 = spec.fast.value_and_grad(*args, **kw)
+        v2, g2 = spec.fast.value_and_grad(*plain_args, **kw)
+        if reduction == "none":
+            v1 = v1.reshape(np.shape(v2))
+        assert_bitwise_equal(v1, v2, f"{name} value ({reduction})")
+        for a, b in zip(g1 if isinstance(g1, tuple) else (g1,), g2 if isinstance(g2, tuple) else (g2,)):
+            assert_bitwise_equal(a.reshape(b.shape), b, f"{name} gradient ({reduction})")
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_multidimensional(name, dtype):
+    rng = np.random.default_rng(3)
+    args = make_inputs(SPECS[name], rng, (3, 4, 5), dtype, adversarial=True)
+    _check_all(name, args, dtype, rng, what="shape (3, 4, 5)")
+    _same_as_plain(name, args, [a.ravel() for a in args])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_d(name, dtype):
+    rng = np.random.default_rng(4)
+    spec = SPECS[name]
+    for _ in range(5):
+        args = [a.reshape(()) for a in make_inputs(spec, rng, (1,), dtype)]
+        _check_all(name, args, dtype, rng, what="0-d")
+        scalars = [dtype(a[()]) for a in args]  # NumPy scalars are 0-d inputs too
+        _check_all(name, scalars, dtype, rng, what="NumPy scalars")
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_strided_and_transposed_views(name, dtype):
+    rng = np.random.default_rng(5)
+    spec = SPECS[name]
+    base = make_inputs(spec, rng, (2 * 6, 2 * 35), dtype, adversarial=True)
+    strided = [a[::2, 1::2] for a in base]
+    transposed = [a.T for a in base]
+    for views, what in ((strided, "a[::2, 1::2]"), (transposed, "a.T"), ([a.ravel()[::3] for a in base], "a[::3]")):
+        assert not views[0].flags.c_contiguous
+        _check_all(name, views, dtype, rng, what=what)
+        _same_as_plain(name, views, [np.ascontiguousarray(a) for a in views])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_byte_swapped(name, dtype):
+    rng = np.random.default_rng(6)
+    spec = SPECS[name]
+    args = make_inputs(spec, rng, (37,), dtype, adversarial=True)
+    swapped = [a.astype(a.dtype.newbyteorder(">" if np.little_endian else "<")) for a in args]
+    assert not swapped[0].dtype.isnative
+    _check_all(name, swapped, dtype, rng, what="byte-swapped")
+    _same_as_plain(name, swapped, args)
+
+
+def _unaligned_copy(a):
+    """`a` in a buffer that starts one byte off the dtype's alignment (C-contiguous, misaligned)."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    u = raw[1:].view(a.dtype).reshape(a.shape)
+    u[...] = a
+    assert not u.flags.aligned and u.flags.c_contiguous
+    return u
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_int_and_bool_targets_are_converted(name, dtype):
+    rng = np.random.default_rng(7)
+    spec = SPECS[name]
+    args = make_inputs(spec, rng, (45,), dtype)
+    for target in (rng.integers(0, 5, 45).astype(np.int64), rng.integers(-3, 5, 45).astype(np.int8),
+                   rng.integers(0, 9, 45).astype(np.uint16), rng.random(45) < 0.5):
+        conv = [args[0], target, *args[2:]]
+        _check_all(name, conv, dtype, rng, what=f"target dtype {target.dtype}")
+        _same_as_plain(name, conv, [args[0], target.astype(dtype), *args[2:]])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_integer_inputs_compute_in_float64(name):
+    rng = np.random.default_rng(8)
+    spec = SPECS[name]
+    args = [rng.integers(0, 6, 30) for _ in spec.inputs]
+    _check_all(name, args, np.float64, rng, what="all-integer")  # checks the dtype is float64
+    _same_as_plain(name, args, [a.astype(np.float64) for a in args])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mixed_float32_float64_promotes_to_float64(name):
+    rng = np.random.default_rng(9)
+    spec = SPECS[name]
+    args64 = make_inputs(spec, rng, (50,), np.float64)
+    for i in range(len(args64)):  # each argument in turn is the float32 one
+        mixed = [a.astype(np.float32) if j == i else a for j, a in enumerate(args64)]
+        _check_all(name, mixed, np.float64, rng, what=f"argument {i} float32")
+        _same_as_plain(name, mixed, [a.astype(np.float64) for a in mixed])
+        v = spec.fast(*mixed, reduction="none")
+        assert v.dtype == np.float64
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float16_computes_in_float32(name):
+    rng = np.random.default_rng(10)
+    spec = SPECS[name]
+    args = [a.astype(np.float16) for a in make_inputs(spec, rng, (33,), np.float32)]
+    _check_all(name, args, np.float32, rng, what="float16")
+    _same_as_plain(name, args, [a.astype(np.float32) for a in args])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_python_lists_and_scalars(dtype):
+    """Array-likes are accepted: lists of floats (float64), Python scalars with arrays."""
+    check_against_reference("mse_loss", [[1.0, 2.5, -3.0], [0.5, 0.5, 0.5]], {"reduction": "none"})
+    x = np.array([1.0, 2.5, -3.0], dtype)
+    check_against_reference("l1_loss", [x, np.zeros(3, dtype)], {"reduction": "sum"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_smooth_l1_beta_zero_is_l1(dtype):
+    rng = np.random.default_rng(11)
+    x, y = make_inputs(SPECS["l1_loss"], rng, (100,), dtype, adversarial=True)
+    for reduction in REDUCTIONS:
+        for go in _grad_outputs(rng, x.shape, dtype, reduction):
+            a = fl.smooth_l1_loss.value_and_grad(x, y, beta=0.0, reduction=reduction, grad_output=go)
+            b = fl.l1_loss.value_and_grad(x, y, reduction=reduction, grad_output=go)
+            assert_bitwise_equal(a[0], b[0])
+            assert_bitwise_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_option_values(dtype):
+    """Option values beyond the grid: small/large beta and delta, eps, log_input/full combinations."""
+    rng = np.random.default_rng(12)
+    x, y = make_inputs(SPECS["mse_loss"], rng, (200,), dtype)
+    for beta in (1e-3, 0.25, 1.0, 3.0, 100.0):
+        for reduction in REDUCTIONS:
+            check_against_reference("smooth_l1_loss", [x, y], {"beta": beta, "reduction": reduction})
+    for delta in (1e-3, 0.25, 1.0, 3.0, 100.0):
+        for reduction in REDUCTIONS:
+            check_against_reference("huber_loss", [x, y], {"delta": delta, "reduction": reduction})
+            check_against_reference("huber_loss", [x, y], {"delta": delta, "reduction": reduction,
+                                                           "weight": rng.uniform(0, 2, 200).astype(dtype)})
+    counts = rng.poisson(4, 200).astype(dtype)
+    rates = np.abs(x)
+    for log_input in (True, False):
+        for full in (False, True):
+            for eps in (1e-8, 1e-3, 0.5):
+                inp = x if log_input else rates
+                for reduction in REDUCTIONS:
+                    check_against_reference("poisson_nll_loss", [inp, counts],
+                                            {"log_input": log_input, "full": full, "eps": eps, "reduction": reduction})
+    var = np.abs(y) + 0.01
+    for full in (False, True):
+        for eps in (1e-6, 1e-2, 1.0):
+            for reduction in REDUCTIONS:
+                check_against_reference("gaussian_nll_loss", [x, y, var], {"full": full, "eps": eps, "reduction": reduction})
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("var_shape", ["same", "one dim short", "trailing 1", "0-d"])
+def test_gaussian_var_shapes(dtype, var_shape):
+    """The three var shapes of PyTorch (and a 0-d var): gradients come back in var's shape."""
+    rng = np.random.default_rng(13)
+    x, y, v = make_inputs(SPECS["gaussian_nll_loss"], rng, (6, 7), dtype)
+    var = {"same": v, "one dim short": v[:, 0], "trailing 1": v[:, :1], "0-d": v[0, 0].reshape(())}[var_shape]
+    _check_all("gaussian_nll_loss", [x, y, var], dtype, rng, what=f"var {var_shape}")
+    # Same value and input-gradient as the explicitly broadcast var.
+    full = var_full(var, x.shape).copy()
+    for reduction in REDUCTIONS:
+        a_v, (a_gx, a_gv) = fl.gaussian_nll_loss.value_and_grad(x, y, var, reduction=reduction)
+        b_v, (b_gx, b_gv) = fl.gaussian_nll_loss.value_and_grad(x, y, full, reduction=reduction)
+        assert_bitwise_equal(a_v, b_v)
+        assert_bitwise_equal(a_gx, b_gx)
+        assert a_gv.shape == var.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_input(name):
+    """Empty arrays: mean is NaN, sum is 0, 'none' is empty (PyTorch's results)."""
+    spec = SPECS[name]
+    for dtype in FLOATS:
+        args = [np.zeros((0,), dtype) for _ in spec.inputs]
+        assert np.isnan(spec.fast(*args))
+        assert spec.fast(*args, reduction="sum") == 0
+        assert spec.fast(*args, reduction="none").shape == (0,)
+        _check_all(name, args, dtype, np.random.default_rng(0))
+
+
+# --------------------------------------------------------------------------------------------------
+# out=
+# --------------------------------------------------------------------------------------------------
+
+SENTINEL = -12345.0
+
+
+def _inputs_and_grad_shapes(name, dtype, n=23, seed=14):
+    spec = SPECS[name]
+    args = make_inputs(spec, np.random.default_rng(seed), (n,), dtype)
+    if name == "gaussian_nll_loss":
+        return args, [(n,), (n,)]
+    return args, [(n,)]
+
+
+def _out_for(shapes, dtype):
+    bufs = [np.full(s, SENTINEL, dtype) for s in shapes]
+    return bufs, (tuple(bufs) if len(bufs) > 1 else bufs[0])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_out_is_written_and_returned(name, dtype, impl):
+    f = getattr(impl, name)
+    args, shapes = _inputs_and_grad_shapes(name, dtype)
+    for reduction in REDUCTIONS:
+        expected_v, expected_g = f.value_and_grad(*args, reduction=reduction)
+        expected_g = expected_g if isinstance(expected_g, tuple) else (expected_g,)
+        for call in ("grad", "value_and_grad"):
+            bufs, out = _out_for(shapes, dtype)
+            res = getattr(f, call)(*args, reduction=reduction, out=out)
+            if call == "value_and_grad":
+                assert_bitwise_equal(res[0], expected_v)
+                res = res[1]
+            res = res if isinstance(res, tuple) else (res,)
+            for r, buf, e in zip(res, bufs, expected_g):
+                assert r is buf
+                assert_bitwise_equal(buf, e)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_out_is_validated_and_left_untouched(name, dtype, impl):
+    f = getattr(impl, name)
+    args, shapes = _inputs_and_grad_shapes(name, dtype)
+    other = np.float64 if dtype == np.float32 else np.float32
+    n = shapes[0][0]
+
+    def bad_buffers():
+        wrong_shape = np.full((n + 1,), SENTINEL, dtype)
+        wrong_dtype = np.full((n,), SENTINEL, other)
+        swapped = np.full((n,), SENTINEL, np.dtype(dtype).newbyteorder())
+        strided = np.full((2 * n,), SENTINEL, dtype)[::2]
+        read_only = np.full((n,), SENTINEL, dtype)
+        read_only.flags.writeable = False
+        unaligned = _unaligned_copy(np.full((n,), SENTINEL, dtype))
+        return [(wrong_shape, ValueError, "shape"), (wrong_dtype, TypeError, "dtype"),
+                (swapped, TypeError, "dtype"), (strided, ValueError, "contiguous"),
+                (read_only, ValueError, "read-only"), (unaligned, ValueError, "aligned"),
+                ([0.0] * n, TypeError, "out")]
+
+    for bad, exc, msg in bad_buffers():
+        good = [np.full(s, SENTINEL, dtype) for s in shapes]
+        if len(shapes) == 1:
+            out, watched = bad, [bad]
+        else:  # gaussian: a bad buffer in either position; the good one must stay untouched too
+            out, watched = (good[0], bad), [good[0], bad]
+        with pytest.raises(exc, match=msg):
+            f.grad(*args, out=out)
+        with pytest.raises(exc, match=msg):
+            f.value_and_grad(*args, out=out, reduction="none")
+        for w in watched:
+            if isinstance(w, np.ndarray):
+                assert (np.asarray(w) == SENTINEL).all(), "a rejected out= buffer was written"
+
+
+def test_gaussian_out_must_be_a_pair_of_distinct_buffers(impl):
+    x = np.arange(5.0)
+    a, b = np.full(5, SENTINEL), np.full(5, SENTINEL)
+    with pytest.raises(TypeError, match="out"):
+        impl.gaussian_nll_loss.grad(x, x, x + 1, out=a)
+    with pytest.raises(TypeError, match="out"):
+        impl.gaussian_nll_loss.grad(x, x, x + 1, out=(a,))
+    with pytest.raises(ValueError, match="overlap"):
+        impl.gaussian_nll_loss.grad(x, x, x + 1, out=(a, a))
+    assert (a == SENTINEL).all() and (b == SENTINEL).all()
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_out_aliasing_an_input(name, dtype, impl):
+    """out= may be one of the inputs (or the weight / grad_output): the result is as if it were not."""
+    f = getattr(impl, name)
+    spec = SPECS[name]
+    rng = np.random.default_rng(15)
+    n = 29
+    args = make_inputs(spec, rng, (n,), dtype)
+    go = rng.standard_normal(n).astype(dtype)
+    weight = rng.uniform(0, 2, n).astype(dtype)
+    uses_weight = any("weight" in o for o in spec.options)
+    kw = {"reduction": "none", "grad_output": go, **({"weight": weight} if uses_weight else {})}
+    expected_v, expected_g = f.value_and_grad(*[a.copy() for a in args], **kw)
+    expected_g = expected_g if isinstance(expected_g, tuple) else (expected_g,)
+
+    candidates = [("input", 0), ("target", 1)] + ([("var", 2)] if len(args) > 2 else []) + \
+                 [("grad_output", "go")] + ([("weight", "w")] if uses_weight else [])
+    for what, which in candidates:
+        a = [x.copy() for x in args]
+        g = go.copy()
+        wt = weight.copy()
+        alias = a[which] if isinstance(which, int) else (g if which == "go" else wt)
+        kw2 = {"reduction": "none", "grad_output": g, **({"weight": wt} if uses_weight else {})}
+        if len(spec.grads) == 1:
+            out = alias
+        else:  # gaussian: alias the input-gradient buffer; the var one is fresh
+            out = (alias, np.empty(n, dtype))
+        v, res = f.value_and_grad(*a, out=out, **kw2)
+        res = res if isinstance(res, tuple) else (res,)
+        assert res[0] is alias
+        assert_bitwise_equal(v, expected_v, f"value with out aliasing {what}")
+        for r, e in zip(res, expected_g):
+            assert_bitwise_equal(r, e, f"gradient with out aliasing {what}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Regression tests for bugs found while writing this suite (each fixed; kept so they stay fixed)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["float32 input, int target", "float32 input, float64 target",
+                                  "byte-swapped 0-d input", "bool target"])
+def test_zero_d_arguments_that_need_conversion(impl, case):
+    x, y = {
+        "float32 input, int target": (np.float32(3), 1),
+        "float32 input, float64 target": (np.float32(3), np.float64(1)),
+        "byte-swapped 0-d input": (np.array(3.0, ">f8"), np.array(1.0)),
+        "bool target": (np.array(3.0), True),
+    }[case]
+    value, grad = impl.mse_loss.value_and_grad(x, y, reduction="none")
+    assert value.shape == () and grad.shape == () and float(value) == 4.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_misaligned_inputs(name):
+    rng = np.random.default_rng(16)
+    spec = SPECS[name]
+    args = make_inputs(spec, rng, (37,), np.float64)
+    for i in range(len(args)):
+        _same_as_plain(name, [_unaligned_copy(a) if j == i else a for j, a in enumerate(args)], args)
+
+
+def test_gaussian_0d_var_gradient_shape(impl):
+    _, (gx, gv) = impl.gaussian_nll_loss.value_and_grad(np.arange(3.0), np.zeros(3), np.float32(2.0))
+    assert gv.shape == ()
+
+
+def test_gaussian_negative_var_next_to_nan_is_rejected():
+    x = np.zeros(2)
+    with pytest.raises(ValueError, match="var"):
+        fl.gaussian_nll_loss(x, x, np.array([np.nan, -1.0]))
+
+
+@pytest.mark.parametrize("dtype, a, beta", [(np.float32, 5e-31, 1e-30), (np.float32, 1e25, 1e30),
+                                            (np.float64, 1e-200, 1e-190), (np.float64, 1e155, 1e300)])
+def test_smooth_l1_quadratic_branch_with_extreme_beta(dtype, a, beta):
+    x, y = np.array([a], dtype), np.zeros(1, dtype)
+    got = fl.smooth_l1_loss(x, y, beta=beta, reduction="none")
+    want = fl.reference.smooth_l1_loss(x, y, beta=beta, reduction="none")
+    assert np.isfinite(want).all() and want[0] > 0
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps)
+
+
+def test_log_cosh_gradient_never_exceeds_one():
+    r = np.linspace(0, 25, 200_001).astype(np.float32)
+    g = fl.log_cosh_loss.grad(r, np.zeros_like(r), reduction="sum")
+    assert np.abs(g).max() <= 1, f"tanh > 1 at x = {r[np.argmax(g)]!r}: {g.max()!r}"
+
+
+def test_float32_terms_are_computed_in_float32_like_pytorch():
+    """fastloss computes per-element terms in the computation dtype (as PyTorch does) and only
+    accumulates in float64, so a float32 term that overflows is inf, as in PyTorch. The reference
+    computes terms in float64 and so differs here (documented in README)."""
+    x, y = np.array([2e19, 0], np.float32), np.zeros(2, np.float32)
+    assert fl.reference.mse_loss(x, y) == np.float32(2e38)
+    assert np.isinf(fl.mse_loss(x, y))
+
+
+@pytest.mark.parametrize("x, y, var", [(2.77e214, 0.0, 7.76e198), (-1.15, -5.27e134, 1.3e252)])
+def test_reference_gaussian_var_gradient_at_large_magnitudes(x, y, var):
+    args = [np.array([x]), np.array([y]), np.array([var])]
+    got_fast = fl.gaussian_nll_loss.grad(*args, reduction="sum")[1]
+    got_ref = fl.reference.gaussian_nll_loss.grad(*args, reduction="sum")[1]
+    L = np.longdouble
+    truth = 0.5 * (1 / L(var) - ((L(x) - L(y)) / L(var)) ** 2)
+    np.testing.assert_allclose(got_fast, np.float64(truth), rtol=1e-15)  # fastloss is right
+    np.testing.assert_allclose(got_ref, np.float64(truth), rtol=1e-15)
+
+
+def test_reference_none_reduction_on_0d_returns_ndarray():
+    v = fl.reference.mse_loss(np.array(3.0), np.array(1.0), reduction="none")
+    assert isinstance(v, np.ndarray)
