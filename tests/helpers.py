@@ -627,3 +627,37 @@ def simd_cases(seed=20):
                         key = f"{name}.{np.dtype(dtype).name}.{n}.{int(adversarial)}.{j}.{reduction}"
                         cases.append((key, name, args, {**opts, "reduction": reduction}))
     return cases
+
+
+# --------------------------------------------------------------------------------------------------
+# fastloss's reduction scheme, emulated (src/reduce.rs)
+# --------------------------------------------------------------------------------------------------
+
+REDUCE_LANES = 16
+REDUCE_BLOCK = 1 << 14
+
+
+def _tree_sum(parts):
+    """reduce::tree_sum: split at next_power_of_two(n)/2, recursively."""
+    if len(parts) <= 1:
+        return parts[0] if parts else 0.0
+    half = 1 << ((len(parts) - 1).bit_length() - 1)
+    return _tree_sum(parts[:half]) + _tree_sum(parts[half:])
+
+
+def blocked_sum(terms):
+    """Σ terms in float64 exactly as fastloss adds them: blocks of 16384 elements; in a block, element
+    i goes to lane i % 16, each lane adding in element order from 0.0; lanes folded pairwise
+    (acc[i] += acc[i + w] for w = 8, 4, 2, 1); block partials combined by a pairwise tree."""
+    t = np.asarray(terms).astype(np.float64).ravel()
+    parts = []
+    for b in range(0, len(t), REDUCE_BLOCK):
+        block = t[b:b + REDUCE_BLOCK]
+        rows = np.concatenate([np.zeros(REDUCE_LANES), block, np.zeros(-len(block) % REDUCE_LANES)])
+        acc = np.cumsum(rows.reshape(-1, REDUCE_LANES), axis=0)[-1]  # sequential per lane
+        w = REDUCE_LANES // 2
+        while w:
+            acc[:w] = acc[:w] + acc[w:2 * w]
+            w //= 2
+        parts.append(float(acc[0]))
+    return _tree_sum(parts)

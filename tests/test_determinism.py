@@ -10,6 +10,7 @@ Proves that:
 - every SIMD level this CPU reaches gives results within the error model of the reference (the same
   check as test_regression, run on results computed in a subprocess per level), and the levels agree
   with each other bitwise (up to NaN payloads);
+- 'sum' and 'mean' are bitwise the documented blocked float64 sum of the per-element terms;
 - a float32 mean over 10**7 elements is within 1e-7 relative of the exactly rounded (math.fsum) mean
   of its float32 terms: the float64 accumulation loses nothing that float32 can show.
 """
@@ -32,9 +33,11 @@ from helpers import (
     SPECS,
     TESTS,
     assert_bitwise_equal,
+    blocked_sum,
     check_against_reference,
     make_inputs,
     simd_cases,
+    spec_options,
 )
 
 NAMES = list(SPECS)
@@ -87,6 +90,14 @@ def test_bitwise_identical_for_any_thread_count(name, dtype, n, restore_threads)
     # Repeated calls are identical too.
     for i, (a, b) in enumerate(zip(results[3], _all_results(name, args, kwargs))):
         assert_bitwise_equal(a, b, f"{name}: result {i}, repeated call")
+    # And a threaded call writing into out= gives the same bits as one allocating its gradient.
+    fl.set_num_threads(2)
+    _, expected = spec.fast.value_and_grad(*args, reduction="none", **kwargs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    bufs = tuple(np.full_like(e, -1.0) for e in expected)
+    spec.fast.grad(*args, reduction="none", out=bufs if len(bufs) > 1 else bufs[0], **kwargs)
+    for b, e in zip(bufs, expected):
+        assert_bitwise_equal(b, e, f"{name}: out= with 2 threads")
 
 
 def test_set_num_threads_validates(restore_threads):
@@ -206,6 +217,35 @@ def test_simd_levels_agree_bitwise(per_level_results):
         for key in base:
             if key != "__level__":
                 _same_up_to_nan_payload(other[key], base[key], f"{key}: {level} vs {levels[0]}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The reduction scheme, exactly
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_reductions_follow_the_documented_scheme_exactly(name, dtype, restore_threads):
+    """'sum' and 'mean' are, bitwise, the blocked float64 sum (helpers.blocked_sum, src/reduce.rs) of
+    the per-element terms that reduction='none' returns, divided by N (or by the same blocked sum of
+    the weights for a weighted mse/l1 mean). This pins float64 reductions far tighter than the
+    reference comparison can (NumPy sums in another order) and proves the threaded path sums the
+    same way."""
+    spec = SPECS[name]
+    rng = np.random.default_rng(21)
+    fl.set_num_threads(2)
+    for n in (1, 17, 1000, 16_385, 300_001):
+        for adversarial in (False, True):
+            args = make_inputs(spec, rng, (n,), dtype, adversarial=adversarial)
+            for opts in spec_options(spec, (n,), dtype, rng):
+                with np.errstate(all="ignore"):
+                    total = blocked_sum(spec.fast(*args, reduction="none", **opts))
+                    divisor = blocked_sum(opts["weight"]) if ("weight" in opts and spec.mean_divisor_is_weight_sum) else n
+                    mean = total / divisor if divisor else math.nan
+                what = f"{name} n={n} adversarial={adversarial} {sorted(opts)}"
+                _same_up_to_nan_payload(spec.fast(*args, reduction="sum", **opts), dtype(total), what + " sum")
+                _same_up_to_nan_payload(spec.fast(*args, reduction="mean", **opts), dtype(mean), what + " mean")
 
 
 # --------------------------------------------------------------------------------------------------

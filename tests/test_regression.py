@@ -257,6 +257,20 @@ def test_byte_swapped(name, dtype):
     _same_as_plain(name, swapped, args)
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_read_only_inputs(name, dtype):
+    """Read-only arguments (e.g. memory-mapped data) are accepted and give the same bits."""
+    rng = np.random.default_rng(17)
+    spec = SPECS[name]
+    args = make_inputs(spec, rng, (41,), dtype)
+    frozen = [a.copy() for a in args]
+    for a in frozen:
+        a.flags.writeable = False
+    _check_all(name, frozen, dtype, rng, what="read-only")
+    _same_as_plain(name, frozen, args)
+
+
 def _unaligned_copy(a):
     """`a` in a buffer that starts one byte off the dtype's alignment (C-contiguous, misaligned)."""
     raw = np.zeros(a.nbytes + 1, np.uint8)
@@ -321,6 +335,37 @@ def test_python_lists_and_scalars(dtype):
 # --------------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------------
+
+API_DEFAULTS = {  # API.md's table (PyTorch's defaults)
+    "mse_loss": {"reduction": "mean", "weight": None},
+    "l1_loss": {"reduction": "mean", "weight": None},
+    "smooth_l1_loss": {"reduction": "mean", "beta": 1.0},
+    "huber_loss": {"reduction": "mean", "delta": 1.0, "weight": None},
+    "log_cosh_loss": {"reduction": "mean"},
+    "mean_squared_log_error": {"reduction": "mean"},
+    "poisson_nll_loss": {"log_input": True, "full": False, "eps": 1e-8, "reduction": "mean"},
+    "gaussian_nll_loss": {"full": False, "eps": 1e-6, "reduction": "mean"},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_surface(name):
+    """Each loss exists in fastloss and the reference with API.md's inputs, options and defaults, and
+    the defaults are what a call without options uses."""
+    import inspect
+
+    for impl in (fl, fl.reference):
+        f = getattr(impl, name)
+        assert callable(f) and callable(f.grad) and callable(f.value_and_grad)
+        params = inspect.signature(f._impl).parameters
+        inputs = [p for p, v in params.items() if v.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        assert tuple(inputs) == SPECS[name].inputs
+        defaults = {p: v.default for p, v in params.items()
+                    if v.kind is inspect.Parameter.KEYWORD_ONLY and v.default is not inspect.Parameter.empty}
+        assert defaults == API_DEFAULTS[name], f"{impl.__name__}.{name}"
+    args = make_inputs(SPECS[name], np.random.default_rng(18), (30,), np.float64)
+    explicit = {k: v for k, v in API_DEFAULTS[name].items() if v is not None}
+    assert_bitwise_equal(getattr(fl, name)(*args), getattr(fl, name)(*args, **explicit))
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
