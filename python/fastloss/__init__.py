@@ -11,7 +11,7 @@ from __future__ import annotations
 import os as _os
 
 from . import _core
-from ._regression import LOSSES as _REGRESSION
+from . import _classification, _embedding, _multiclass, _regression
 
 __version__ = "0.1.0"
 
@@ -21,14 +21,8 @@ if _simd_env is not None and _simd_env.strip().lower() not in ("avx512", "avx2",
         f"FASTLOSS_SIMD={_simd_env!r} is not a SIMD level; use one of avx512, avx2, sse2, neon, scalar"
     )
 
-mse_loss = _REGRESSION["mse_loss"]
-l1_loss = _REGRESSION["l1_loss"]
-smooth_l1_loss = _REGRESSION["smooth_l1_loss"]
-huber_loss = _REGRESSION["huber_loss"]
-log_cosh_loss = _REGRESSION["log_cosh_loss"]
-mean_squared_log_error = _REGRESSION["mean_squared_log_error"]
-poisson_nll_loss = _REGRESSION["poisson_nll_loss"]
-gaussian_nll_loss = _REGRESSION["gaussian_nll_loss"]
+_LOSSES = {**_regression.LOSSES, **_classification.LOSSES, **_multiclass.LOSSES, **_embedding.LOSSES}
+globals().update(_LOSSES)
 
 
 def simd_level() -> str:
@@ -54,12 +48,13 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(n)
 
 
-from . import reference  # noqa: E402  (the pure-NumPy twin; imports the package's helpers)
+from . import optim, reference  # noqa: E402  (they import the package's helpers)
 
 __all__ = [
-    *_REGRESSION,
+    *_LOSSES,
     "simd_level",
     "get_num_threads",
     "set_num_threads",
+    "optim",
     "reference",
 ]

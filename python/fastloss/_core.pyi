@@ -1,4 +1,4 @@
-"""Type stubs for the compiled module (see src/python.rs)."""
+"""Type stubs for the compiled module (see src/python/)."""
 
 import numpy as np
 

@@ -108,6 +108,16 @@ def register(builder: Callable[[Config], Iterable[Workload]]):
     return builder
 
 
+# The other families' workloads live in their own modules (they import this one); the regression
+# losses' are below. `load_workloads` imports them, so `--losses` sees every name.
+WORKLOAD_MODULES = ("_bench_classification", "_bench_multiclass", "_bench_embedding", "_bench_optim")
+
+
+def load_workloads() -> None:
+    for module in WORKLOAD_MODULES:
+        importlib.import_module(f"fastloss.{module}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Regression losses
 # ---------------------------------------------------------------------------------------------
@@ -830,6 +840,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = Config(dtype=dtype, sizes=tuple(sizes), threads=threads,
                  reference_max_n=0 if args.no_reference else args.reference_max_n, jax=jax, torch=torch)
 
+    load_workloads()
     workloads = [w for b in BUILDERS for w in b(cfg)]
     if args.losses:
         wanted = [s.strip() for s in args.losses.split(",") if s.strip()]

@@ -1,5 +1,8 @@
 //! The Python bindings: the only code that knows about Python.
 //!
+//! This file holds the shared argument helpers and the module; each family of kernels has its
+//! bindings in a submodule with a `register` function that adds them to `_core`.
+//!
 //! The `fastloss` package validates and converts arguments before calling in, so these functions
 //! receive C-contiguous arrays of one float dtype. They check that again (a wrong array gives a
 //! Python exception, never undefined behaviour), borrow the data as slices, release the GIL and
@@ -16,9 +19,14 @@ use crate::float::Float;
 use crate::pointwise::{Inputs, Outputs};
 use crate::regression::Pointwise;
 
-type Array<'py> = Bound<'py, PyUntypedArray>;
+mod classification;
+mod embedding;
+mod multiclass;
+mod optim;
 
-fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+pub(crate) type Array<'py> = Bound<'py, PyUntypedArray>;
+
+pub(crate) fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
         PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
     })?;
@@ -28,7 +36,7 @@ fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyA
     typed.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+pub(crate) fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
     let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
         PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
     })?;
@@ -38,11 +46,11 @@ fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwrit
     typed.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
+pub(crate) fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
+pub(crate) fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
     a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
@@ -73,11 +81,11 @@ struct PointwiseArgs<'a, 'py> {
     grad2_out: Option<&'a Array<'py>>,
 }
 
-fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
+pub(crate) fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
     a.map(|a| readonly::<T>(a, name)).transpose()
 }
 
-fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
+pub(crate) fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
     a.map(|a| readwrite::<T>(a, name)).transpose()
 }
 
@@ -118,13 +126,21 @@ fn pointwise_typed<'py, T: Float + Element>(
     Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
 }
 
-fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
+pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
     a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
 }
 
 #[pymodule]
 mod _core {
     use super::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        classification::register(m)?;
+        multiclass::register(m)?;
+        embedding::register(m)?;
+        optim::register(m)
+    }
 
     /// Evaluates an element-wise loss: returns Σ ℓ·weight when `sum`, writes per-element losses
     /// to `value_out` and gradients (∂ℓ·grad_weight·grad_scale) to `grad_out` / `grad2_out`.

@@ -1,0 +1,7 @@
+"""The embedding losses on the compiled kernels."""
+
+from __future__ import annotations
+
+from ._loss import losses
+
+LOSSES = losses("fastloss")

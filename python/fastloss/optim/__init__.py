@@ -1,0 +1,1 @@
+"""Fused in-place optimizers with PyTorch's update rules (see API.md)."""

@@ -1,0 +1,1 @@
+//! Fused in-place optimizer updates: one pass reads parameter, gradient and state once and writes them once.

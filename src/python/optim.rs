@@ -1,0 +1,8 @@
+//! Bindings for the optim kernels (`crate::optim`).
+
+use pyo3::prelude::*;
+
+/// Adds this family's functions to `_core`.
+pub(super) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}
