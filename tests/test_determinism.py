@@ -105,7 +105,9 @@ def test_set_num_threads_validates(restore_threads):
         fl.set_num_threads(0)
     with pytest.raises(ValueError, match="-1"):
         fl.set_num_threads(-1)
-    for bad in ("2", 2.0, None, 1.5):
+    with pytest.raises(ValueError, match="4096"):
+        fl.set_num_threads(10**30)
+    for bad in ("2", 2.0, None, 1.5, True):
         with pytest.raises(TypeError, match="n must be an integer"):
             fl.set_num_threads(bad)
     assert fl.get_num_threads() == restore_threads  # rejected calls changed nothing
@@ -120,6 +122,13 @@ def test_fastloss_num_threads_env_sets_the_default(value):
     r = _run_python("import fastloss; print(fastloss.get_num_threads())", {"FASTLOSS_NUM_THREADS": value})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == value
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-2", "1.5", ""])
+def test_invalid_fastloss_num_threads_raises_at_import(bad):
+    r = _run_python("import fastloss", {"FASTLOSS_NUM_THREADS": bad})
+    assert r.returncode != 0
+    assert "ValueError" in r.stderr and "FASTLOSS_NUM_THREADS" in r.stderr
 
 
 # --------------------------------------------------------------------------------------------------

@@ -332,6 +332,16 @@ def test_python_lists_and_scalars(dtype):
     check_against_reference("l1_loss", [x, np.zeros(3, dtype)], {"reduction": "sum"})
 
 
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+@pytest.mark.parametrize("scalar", [2.0, 3, True])
+def test_python_scalars_do_not_promote(impl, scalar):
+    """Python numbers are weak (NumPy's NEP 50, PyTorch): they take the arrays' dtype."""
+    x = np.array([1.0, 2.5, -3.0], np.float32)
+    value, (gx, gv) = impl.gaussian_nll_loss.value_and_grad(x, np.zeros(3, np.float32), scalar)
+    assert type(value) is np.float32 and gx.dtype == np.float32 and gv.dtype == np.float32
+    assert type(impl.gaussian_nll_loss(x, x, np.float64(1.0))) is np.float64  # NumPy scalars are not weak
+
+
 # --------------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------------

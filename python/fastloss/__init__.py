@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import os as _os
 
+import numpy as _np
+
 from . import _core
 from . import _classification, _embedding, _multiclass, _regression
 
 __version__ = "0.1.0"
+
+MAX_THREADS = 4096
+
+_threads_env = _os.environ.get("FASTLOSS_NUM_THREADS")
+if _threads_env is not None and not (_threads_env.strip().isdigit() and 1 <= int(_threads_env) <= MAX_THREADS):
+    raise ValueError(f"FASTLOSS_NUM_THREADS={_threads_env!r} is not a thread count; use an integer in 1..{MAX_THREADS}")
 
 _simd_env = _os.environ.get("FASTLOSS_SIMD")
 if _simd_env is not None and _simd_env.strip().lower() not in ("avx512", "avx2", "sse2", "neon", "scalar", "baseline"):
@@ -39,12 +47,14 @@ def set_num_threads(n: int) -> None:
     """Sets the number of threads kernels may use; results are bitwise identical for any n."""
     import operator
 
+    if isinstance(n, (bool, _np.bool_)):
+        raise TypeError("set_num_threads: n must be an integer, got bool")
     try:
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be in 1..{MAX_THREADS}, got {n}")
     _core.set_num_threads(n)
 
 

@@ -54,8 +54,8 @@ def _numeric(value, name):
 def float_arrays(named, float_names=None):
     """Converts `{name: array-like}` to C-contiguous native arrays of one computation dtype.
 
-    The dtype is NumPy's promotion of the float arguments among `float_names` (default: all),
-    float16 computing as float32; integer and bool arguments are converted to it, and float64 is
+    The dtype is NumPy's promotion of the float arguments among `float_names` (default: all), Python
+    numbers not taking part, float16 computing as float32; integer and bool arguments are converted to it, and float64 is
     used when no argument is a float. Returns (dtype, [arrays in order]).
     """
     values = list(named.values())
@@ -64,9 +64,10 @@ def float_arrays(named, float_names=None):
         # Fast path: every argument already has the native computation dtype.
         return dtype, [v if _is_c_aligned(v) else _copy(v, dtype) for v in values]
     arrays = [_numeric(v, k) for k, v in named.items()]
-    names = list(named)
+    # Python numbers are "weak" as in NumPy (NEP 50) and PyTorch: a float var with float32 arrays stays float32.
     float_dtypes = [
-        a.dtype for k, a in zip(names, arrays) if a.dtype.kind == "f" and (float_names is None or k in float_names)
+        a.dtype for (k, v), a in zip(named.items(), arrays)
+        if a.dtype.kind == "f" and (float_names is None or k in float_names) and type(v) not in (int, float, bool)
     ]
     dtype = np.result_type(*float_dtypes) if float_dtypes else F64
     dtype = F32 if dtype.itemsize < 4 else np.dtype(dtype.type)  # native byte order
