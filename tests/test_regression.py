@@ -650,3 +650,58 @@ def test_reference_gaussian_var_gradient_at_large_magnitudes(x, y, var):
 def test_reference_none_reduction_on_0d_returns_ndarray():
     v = fl.reference.mse_loss(np.array(3.0), np.array(1.0), reduction="none")
     assert isinstance(v, np.ndarray)
+
+
+# --------------------------------------------------------------------------------------------------
+# The compiled fast path for the common call (positional arrays, default options)
+# --------------------------------------------------------------------------------------------------
+
+FAST_NAMES = [name for name in NAMES if getattr(fl, name).fast is not None]
+
+
+@pytest.mark.parametrize("name", FAST_NAMES)
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 0), (17,), (5, 7), (5000,)])
+def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
+    """A call with positional arrays only takes `pointwise_mean`; spelling out the default
+    reduction takes the general path. Both must give identical bits and types."""
+    loss = getattr(fl, name)
+    x, y = make_inputs(SPECS[name], np.random.default_rng(7), shape, dtype, adversarial=True)
+    fast_v, fast_g = loss(x, y), loss.grad(x, y)
+    fast_vg = loss.value_and_grad(x, y)
+    general_vg = loss.value_and_grad(x, y, reduction="mean")
+    assert_bitwise_equal(fast_v, general_vg[0], f"{name} value")
+    assert_bitwise_equal(fast_g, general_vg[1], f"{name} grad")
+    assert_bitwise_equal(fast_vg[0], general_vg[0], f"{name} value_and_grad value")
+    assert_bitwise_equal(fast_vg[1], general_vg[1], f"{name} value_and_grad grad")
+    assert type(fast_v) is np.dtype(dtype).type and fast_g.flags.c_contiguous and fast_g.flags.writeable
+
+
+@pytest.mark.parametrize("name", FAST_NAMES)
+def test_fast_path_declines_what_it_cannot_take(name):
+    """Arguments the fast path does not handle reach the general path: conversions, views,
+    subclasses, mismatched shapes (which must still raise)."""
+    loss, ref = getattr(fl, name), getattr(fl.reference, name)
+    x, y = make_inputs(SPECS[name], np.random.default_rng(8), (4, 6), np.dtype(np.float32))
+    cases = {
+        "mixed dtypes": (x, y.astype(np.float64)),
+        "transposed": (x.T, y.T),
+        "list target": (x[0], list(y[0])),
+        "masked": (np.ma.masked_array(x), y),
+        "read-only": (_read_only(x), _read_only(y)),
+        "byte-swapped": (x.astype(x.dtype.newbyteorder()), y),
+    }
+    for what, args in cases.items():
+        got, want = loss.value_and_grad(*args), ref.value_and_grad(*args)
+        assert np.asarray(got[0]).dtype == np.asarray(want[0]).dtype, what
+        np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-5, err_msg=what)
+    with pytest.raises(ValueError, match="target"):
+        loss(x, y[:, :3])
+    with pytest.raises(TypeError, match="input"):
+        loss(x.astype(np.complex64), y)
+
+
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a

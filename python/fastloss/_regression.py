@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -191,3 +192,17 @@ LOSSES = losses(
     poisson_nll_loss,
     gaussian_nll_loss,
 )
+
+# The common call (two arrays of one dtype and shape, default options, mean) goes straight to the
+# compiled `pointwise_mean`; anything else falls back to the functions above.
+_DEFAULT_KERNELS = {
+    "mse_loss": ("mse", 0.0),
+    "l1_loss": ("l1", 0.0),
+    "smooth_l1_loss": ("smooth_l1", 1.0),
+    "huber_loss": ("huber", 1.0),
+    "log_cosh_loss": ("log_cosh", 0.0),
+    "mean_squared_log_error": ("squared_log_error", 0.0),
+    "poisson_nll_loss": ("poisson_log_input", 0.0),
+}
+for _name, (_kernel, _param) in _DEFAULT_KERNELS.items():
+    LOSSES[_name].fast = functools.partial(_core.pointwise_mean, _kernel, _param)

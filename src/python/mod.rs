@@ -14,6 +14,7 @@ use numpy::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::float::Float;
 use crate::pointwise::{Inputs, Outputs};
@@ -126,6 +127,85 @@ fn pointwise_typed<'py, T: Float + Element>(
     Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
 }
 
+/// `value` as a NumPy scalar of type `T` (`np.float32(value)` without a trip through Python).
+pub(crate) fn numpy_scalar<'py, T: Element>(py: Python<'py>, value: T) -> PyResult<Bound<'py, PyAny>> {
+    let descr = numpy::dtype::<T>(py);
+    let mut value = value;
+    // SAFETY: PyArray_Scalar copies `size_of::<T>()` bytes from `value`, which `descr` describes;
+    // it borrows `descr` and needs no base object for a plain number.
+    unsafe {
+        let ptr = numpy::PY_ARRAY_API.PyArray_Scalar(
+            py,
+            (&mut value as *mut T).cast(),
+            descr.as_dtype_ptr(),
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, ptr)
+    }
+}
+
+/// `mean` of an element-wise loss of two same-shape, same-dtype, C-contiguous aligned arrays with
+/// default options: the common call, without the Python argument handling. `None` when the
+/// arguments need that handling (conversion, broadcasting checks, errors).
+fn pointwise_mean_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    loss: Pointwise,
+    x: &Array<'py>,
+    y: &Array<'py>,
+    want_value: bool,
+    want_grad: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let (Ok(xa), Ok(ya)) = (x.cast::<PyArrayDyn<T>>(), y.cast::<PyArrayDyn<T>>()) else {
+        return Ok(None);
+    };
+    if !(xa.is_c_contiguous() && ya.is_c_contiguous() && is_aligned(xa) && is_aligned(ya)) || x.shape() != y.shape() {
+        return Ok(None);
+    }
+    let (Ok(xr), Ok(yr)) = (xa.try_readonly(), ya.try_readonly()) else {
+        return Ok(None);
+    };
+    let (xs, ys) = (as_slice(&xr, "input")?, as_slice(&yr, "target")?);
+    let n = xs.len();
+    let grad = if want_grad {
+        // SAFETY: every element is written by the kernel before the array is returned.
+        Some(unsafe { PyArrayDyn::<T>::new(py, x.shape(), false) })
+    } else {
+        None
+    };
+    let mut grad_rw = grad.as_ref().map(|g| g.readwrite());
+    let inputs = Inputs {
+        x: xs,
+        y: ys,
+        z: None,
+        value_weight: None,
+        grad_weight: None,
+        grad_scale: T::from_f64(if n > 0 { 1.0 / n as f64 } else { f64::INFINITY }),
+    };
+    let outputs = Outputs {
+        value: None,
+        grad_x: grad_rw.as_mut().map(|g| as_slice_mut(g, "out")).transpose()?,
+        grad_z: None,
+    };
+    let total = if n < 4096 {
+        loss.evaluate(&inputs, outputs, want_value)
+    } else {
+        py.detach(|| loss.evaluate(&inputs, outputs, want_value))
+    };
+    drop(grad_rw);
+    let value = || numpy_scalar(py, T::from_f64(if n > 0 { total / n as f64 } else { f64::NAN }));
+    Ok(Some(match (want_value, grad) {
+        (true, Some(g)) => (value()?, g).into_pyobject(py)?.into_any(),
+        (true, None) => value()?,
+        (false, Some(g)) => g.into_any(),
+        (false, None) => return Ok(None),
+    }))
+}
+
+/// A C-contiguous array is aligned when its data pointer is (its strides are multiples of the item size).
+fn is_aligned<T: Element>(a: &Bound<'_, PyArrayDyn<T>>) -> bool {
+    a.data() as usize % std::mem::align_of::<T>() == 0
+}
+
 pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
     a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
 }
@@ -180,6 +260,38 @@ mod _core {
             pointwise_typed::<f64>(py, loss, args, grad_scale, sum)
         } else {
             Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype())))
+        }
+    }
+
+    /// The mean of an element-wise loss with default options for `inputs = (input, target)` of one
+    /// float dtype, shape and C-contiguous layout: the value (a NumPy scalar), the gradient, or
+    /// both as a tuple. `None` when the arguments need the general path.
+    #[pyfunction]
+    fn pointwise_mean<'py>(
+        py: Python<'py>,
+        loss: &str,
+        param: f64,
+        inputs: &Bound<'py, PyTuple>,
+        want_value: bool,
+        want_grad: bool,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if inputs.len() != 2 {
+            return Ok(None);
+        }
+        let (x, y) = (inputs.get_item(0)?, inputs.get_item(1)?);
+        let (Ok(x), Ok(y)) = (x.cast::<PyUntypedArray>(), y.cast::<PyUntypedArray>()) else {
+            return Ok(None);
+        };
+        if !(x.is_exact_instance_of::<PyUntypedArray>() && y.is_exact_instance_of::<PyUntypedArray>()) {
+            return Ok(None); // subclasses (masked arrays, ...) take the general path
+        }
+        let loss = parse_pointwise(loss, param, false)?;
+        if is_dtype::<f32>(py, x) {
+            pointwise_mean_typed::<f32>(py, loss, x, y, want_value, want_grad)
+        } else if is_dtype::<f64>(py, x) {
+            pointwise_mean_typed::<f64>(py, loss, x, y, want_value, want_grad)
+        } else {
+            Ok(None)
         }
     }
 
