@@ -71,7 +71,8 @@ def _elementwise(kernel, input, target, weight, reduction, want_value, want_grad
     grad_weight = w if go is None else (go if w is None else w * go)
     value_out = np.empty(x.shape, dtype) if want_value and reduction == "none" else None
     g = out_arg(out, x.shape, dtype) if want_grad else None
-    x, y, w, grad_weight = unalias([x, y, w, grad_weight], [g])
+    if out is not None:  # fresh buffers cannot overlap the inputs
+        x, y, w, grad_weight = unalias([x, y, w, grad_weight], [g])
     total = _core.pointwise(kernel, x, y, None, w, grad_weight, scale,
                             want_value and reduction != "none", value_out, g, None, param, full)
     value = _finish(total, divisor, reduction, dtype, value_out) if want_value else None
@@ -160,7 +161,7 @@ def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="me
     same_shape(x.shape, y, "target")
     var_shape = v.shape
     v_full = gaussian_var(v, x.shape)
-    if np.any(v < 0):
+    if (v < 0).any():
         raise ValueError("var: has negative entries; variances must be >= 0")
     v_full = np.ascontiguousarray(v_full)
     scale, go = grad_output_arg(grad_output, x.shape, dtype, reduction)
@@ -172,7 +173,8 @@ def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="me
     if want_grad:
         gx, gv = outs_arg(out, [x.shape, var_shape], dtype)
         gv_full = gv if var_shape == x.shape else np.empty(x.shape, dtype)
-    x, y, v_full, go = unalias([x, y, v_full, go], [gx, gv])
+    if out is not None:
+        x, y, v_full, go = unalias([x, y, v_full, go], [gx, gv])
     total = _core.pointwise("gaussian_nll", x, y, v_full, None, go, scale, want_value and reduction != "none",
                             value_out, gx, gv_full, eps, full)
     value = _finish(total, divisor, reduction, dtype, value_out) if want_value else None
