@@ -230,6 +230,11 @@ def torch_losses(torch, F) -> dict[str, Callable]:
 def fastloss_impl(loss, op) -> Prepare:
     if op == "value":
         return lambda a: (lambda: loss(*a))
+    if op == VG_OUT:
+        def prepare(a):
+            out = np.empty_like(a[0])
+            return lambda: loss.value_and_grad(*a, out=out)
+        return prepare
     return lambda a: (lambda: loss.value_and_grad(*a))
 
 
@@ -273,6 +278,13 @@ def torch_impl(torch, fn, op, argnums) -> Prepare:
     return prepare
 
 
+# value_and_grad into a caller's buffer: the like-for-like comparison with np.add(a, b, out=c). A
+# fresh gradient of 1e7 float32 (40 MB) is above glibc's largest mmap threshold, so every call gets
+# new pages the kernel must zero on first touch; reusing `out` is what a training loop does.
+VG_OUT = "value_and_grad(out=)"
+STREAMING = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+
+
 @register
 def regression_workloads(cfg: Config) -> Iterable[Workload]:
     jax_fns = jax_textbook(cfg.jax.numpy) if cfg.jax is not None else {}
@@ -281,16 +293,17 @@ def regression_workloads(cfg: Config) -> Iterable[Workload]:
         loss, ref = getattr(fl, name), getattr(fl.reference, name)
         value, grad = NUMPY_TEXTBOOK[name]
         jargs = argnums[0] if len(argnums) == 1 else argnums
-        for op in ("value", "value_and_grad"):
-            jax_prepare = jax_impl(cfg.jax, jax_fns[name], op, jargs) if name in jax_fns else None
+        for op in ("value", "value_and_grad", VG_OUT) if name in STREAMING else ("value", "value_and_grad"):
+            ad_op = "value_and_grad" if op == VG_OUT else op  # what the other libraries compute
+            jax_prepare = jax_impl(cfg.jax, jax_fns[name], ad_op, jargs) if name in jax_fns else None
             for n in cfg.sizes:
-                impls = {"fastloss": fastloss_impl(loss, op), "numpy": numpy_impl(value, grad, op)}
+                impls = {"fastloss": fastloss_impl(loss, op), "numpy": numpy_impl(value, grad, ad_op)}
                 if n <= cfg.reference_max_n:
                     impls["reference"] = fastloss_impl(ref, op)
                 if jax_prepare is not None:
                     impls["jax"] = jax_prepare
                 if name in torch_fns:
-                    impls["torch"] = torch_impl(cfg.torch, torch_fns[name], op, argnums)
+                    impls["torch"] = torch_impl(cfg.torch, torch_fns[name], ad_op, argnums)
                 yield Workload(name, op, n, make_inputs, impls, mark="dot" if op == "value" else "add")
 
 
@@ -635,7 +648,7 @@ def summary_lines(rows: list[dict], compared: list[str]) -> list[str]:
         parts = []
         for label, keep in (("all", lambda n: True), ("n ≤ 1e5 (in cache)", lambda n: n <= 10**5),
                             ("n ≥ 1e6 (DRAM)", lambda n: n >= 10**6)):
-            for op in ("value", "value_and_grad"):
+            for op in ("value", "value_and_grad", VG_OUT):
                 xs = [r["ratios"][f"{c}_over_fastloss"] for r in rows
                       if r["op"] == op and keep(r["n"]) and f"{c}_over_fastloss" in r["ratios"]]
                 if xs and label != "all":
