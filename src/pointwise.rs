@@ -63,17 +63,24 @@ pub fn evaluate<T: Float, K: Term<T>>(term: K, inp: &Inputs<T>, out: Outputs<T>,
         (false, false) => SKIP,
     };
     let outs = [SharedOut::new(out.value), SharedOut::new(out.grad_x), SharedOut::new(out.grad_z)];
-    match (value_mode, grad) {
-        (SKIP, false) => 0.0,
-        (SKIP, true) => run::<T, K, SKIP, true>(term, inp, outs),
-        (SUM, false) => run::<T, K, SUM, false>(term, inp, outs),
-        (SUM, true) => run::<T, K, SUM, true>(term, inp, outs),
-        (_, false) => run::<T, K, STORE, false>(term, inp, outs),
-        (_, true) => run::<T, K, STORE, true>(term, inp, outs),
+    // Unweighted calls (the common case) get a loop without the weight streams.
+    let weighted = inp.value_weight.is_some() || inp.grad_weight.is_some();
+    match (value_mode, grad, weighted) {
+        (SKIP, false, _) => 0.0,
+        (SKIP, true, false) => run::<T, K, SKIP, true, false>(term, inp, outs),
+        (SKIP, true, true) => run::<T, K, SKIP, true, true>(term, inp, outs),
+        (SUM, false, false) => run::<T, K, SUM, false, false>(term, inp, outs),
+        (SUM, false, true) => run::<T, K, SUM, false, true>(term, inp, outs),
+        (SUM, true, false) => run::<T, K, SUM, true, false>(term, inp, outs),
+        (SUM, true, true) => run::<T, K, SUM, true, true>(term, inp, outs),
+        (_, false, false) => run::<T, K, STORE, false, false>(term, inp, outs),
+        (_, false, true) => run::<T, K, STORE, false, true>(term, inp, outs),
+        (_, true, false) => run::<T, K, STORE, true, false>(term, inp, outs),
+        (_, true, true) => run::<T, K, STORE, true, true>(term, inp, outs),
     }
 }
 
-fn run<'a, T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
+fn run<'a, T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED: bool>(
     term: K,
     inp: &Inputs<'a, T>,
     outs: [SharedOut<T>; 3],
@@ -88,7 +95,7 @@ fn run<'a, T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
         let (vw, gw) = (pick(inp.value_weight), pick(inp.grad_weight));
         simd::vectorized(
             #[inline(always)]
-            || block::<T, K, VALUE, GRAD>(&term, x, y, z, vw, gw, inp.grad_scale, value, gx, gz),
+            || block::<T, K, VALUE, GRAD, WEIGHTED>(&term, x, y, z, vw, gw, inp.grad_scale, value, gx, gz),
         )
     })
 }
@@ -101,7 +108,7 @@ const CHUNK: usize = 256;
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
+fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED: bool>(
     term: &K,
     x: &[T],
     y: &[T],
@@ -127,14 +134,15 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool>(
         let terms = &mut terms[..m];
         for i in 0..m {
             let (l, dx, dz) = term.eval(x[i], y[i], z[i]);
+            let l = if WEIGHTED { l * vw[i] } else { l };
             if VALUE == SUM {
-                terms[i] = l * vw[i];
+                terms[i] = l;
             }
             if VALUE == STORE {
-                value[i] = l * vw[i];
+                value[i] = l;
             }
             if GRAD {
-                let f = gw[i] * scale;
+                let f = if WEIGHTED { gw[i] * scale } else { scale };
                 gx[i] = dx * f;
                 if K::GRAD_Z {
                     gz[i] = dz * f;
