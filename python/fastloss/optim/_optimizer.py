@@ -222,24 +222,35 @@ class Optimizer:
                     idx.append(i)
             offset += len(params)
             plan.append((idx, gs))
-        # 2. Missing state created (zeros; torch creates it lazily on a parameter's first step).
-        calls = []
+        # 2. Missing state made (zeros; torch creates it lazily on a parameter's first step), but
+        #    kept aside until the step has run, so a failed step leaves the state as it was.
+        calls, created = [], []
         for group, st, hyper, (idx, gs) in zip(self.param_groups, self._gstates, hypers, plan):
             params = group["params"]
             used = self._used(hyper)
+            new = []
+            states = [None] * _SLOTS
             for k in range(_SLOTS):
                 if used[k]:
                     arrays = st.arrays[k]
+                    lst = []
                     for i in idx:
-                        if arrays[i] is None:
-                            arrays[i] = self._new_state(k, params[i], group)
-                    st.full[k] = all(a is not None for a in arrays)
-            states = [[st.arrays[k][i] for i in idx] if used[k] else None for k in range(_SLOTS)]
+                        a = arrays[i]
+                        if a is None:
+                            a = self._new_state(k, params[i], group)
+                            new.append((k, i, a))
+                        lst.append(a)
+                    states[k] = lst
+            created.append(new)
             calls.append((hyper, [params[i] for i in idx], gs, states, [st.steps[i] + 1.0 for i in idx]))
         gi, i = self._run(calls)
         if gi >= 0:  # cannot happen: every gradient was converted above
             raise RuntimeError(f"internal error: gradient {i} of group {gi} rejected after conversion")
-        for (hyper, _, _, _, steps), st, (idx, _) in zip(calls, self._gstates, plan):
+        for (hyper, _, _, _, steps), st, (idx, _), new in zip(calls, self._gstates, plan, created):
+            for k, i, a in new:
+                st.arrays[k][i] = a
+            for k in {k for k, _, _ in new}:
+                st.full[k] = all(a is not None for a in st.arrays[k])
             self._commit_steps(st, idx, steps, hyper)
 
     # ----------------------------------------------------------------------------------------
