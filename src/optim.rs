@@ -154,9 +154,7 @@ pub fn apply<T: Float>(updates: Vec<Update<'_, T>>) -> Result<(), String> {
     }
     let total: usize = updates.iter().map(|u| u.param.len()).sum();
     if total < PARALLEL_MIN || threads::num_threads() == 1 {
-        for u in updates {
-            run(u);
-        }
+        run_all(updates);
         return Ok(());
     }
     let mut pieces = Vec::with_capacity(updates.len() + total / PIECE);
@@ -180,25 +178,54 @@ pub fn apply<T: Float>(updates: Vec<Update<'_, T>>) -> Result<(), String> {
         tasks.push(current);
     }
     threads::pool().install(|| {
-        tasks.into_par_iter().for_each(|task| {
-            for u in task {
-                run(u);
-            }
-        })
+        tasks.into_par_iter().for_each(run_all)
     });
     Ok(())
 }
 
-/// Runs one (piece of an) update on the calling thread.
-fn run<T: Float>(u: Update<'_, T>) {
+/// The scalars of a rule that depend on the step, formed in float64 as torch forms them in Python:
+/// Adam (lr / bc1, bc2^0.5), Adagrad (the decayed lr, unused). Computed once per run of updates
+/// that share a rule and a step (the common case: every parameter of a group), not per array.
+#[derive(Copy, Clone)]
+struct StepScalars(f64, f64);
+
+fn step_scalars(rule: &Rule, step: f64) -> StepScalars {
+    match rule {
+        // torch: bias_correction1 = 1 − β1**step, step_size = lr / bias_correction1,
+        // bias_correction2_sqrt = (1 − β2**step) ** 0.5, with `step` a float after `.item()`.
+        Rule::Adam(h) => StepScalars(h.lr / (1.0 - h.beta1.powf(step)), (1.0 - h.beta2.powf(step)).powf(0.5)),
+        // torch: clr = lr / (1 + (step − 1)·lr_decay)
+        Rule::Adagrad(h) => StepScalars(h.lr / (1.0 + (step - 1.0) * h.lr_decay), 0.0),
+        _ => StepScalars(0.0, 0.0),
+    }
+}
+
+/// Runs (pieces of) updates on the calling thread.
+fn run_all<T: Float>(updates: Vec<Update<'_, T>>) {
+    let mut cached: Option<(*const Rule, u64, StepScalars)> = None;
+    for u in updates {
+        let key = (u.rule as *const Rule, u.step.to_bits());
+        let sc = match cached {
+            Some((r, s, sc)) if (r, s) == key => sc,
+            _ => {
+                let sc = step_scalars(u.rule, u.step);
+                cached = Some((key.0, key.1, sc));
+                sc
+            }
+        };
+        run(u, sc);
+    }
+}
+
+fn run<T: Float>(u: Update<'_, T>, sc: StepScalars) {
     let Update { rule, step, param, grad, state: [s0, s1, s2] } = u;
     let n = param.len();
     let grad = &grad[..n];
     match rule {
         Rule::Sgd(h) => sgd(h, step, param, grad, s0),
-        Rule::Adam(h) => adam(h, step, param, grad, s0, s1, s2),
+        Rule::Adam(h) => adam(h, sc, param, grad, s0, s1, s2),
         Rule::RmsProp(h) => rmsprop(h, param, grad, s0, s1, s2),
-        Rule::Adagrad(h) => adagrad(h, step, param, grad, s0),
+        Rule::Adagrad(h) => adagrad(h, sc, param, grad, s0),
     }
 }
 
@@ -323,10 +350,8 @@ const WD_NONE: u8 = 0;
 const WD_COUPLED: u8 = 1;
 const WD_DECOUPLED: u8 = 2;
 
-fn adam<T: Float>(h: &Adam, step: f64, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], vmax: &mut [T]) {
-    // torch computes these in Python floats from `step` (a float after `.item()`).
-    let bc1 = 1.0 - h.beta1.powf(step);
-    let bc2 = 1.0 - h.beta2.powf(step);
+fn adam<T: Float>(h: &Adam, sc: StepScalars, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], vmax: &mut [T]) {
+    let StepScalars(step_size, bc2_sqrt) = sc;
     let k = AdamK {
         maximize: h.maximize,
         wd: T::from_f64(h.weight_decay),
@@ -334,9 +359,9 @@ fn adam<T: Float>(h: &Adam, step: f64, p: &mut [T], g: &[T], m: &mut [T], v: &mu
         lerp: Lerp::new(1.0 - h.beta1),
         beta2: T::from_f64(h.beta2),
         one_minus_beta2: T::from_f64(1.0 - h.beta2),
-        bc2_sqrt: T::from_f64(bc2.powf(0.5)),
+        bc2_sqrt: T::from_f64(bc2_sqrt),
         eps: T::from_f64(h.eps),
-        neg_step_size: T::from_f64(-(h.lr / bc1)),
+        neg_step_size: T::from_f64(-step_size),
     };
     let wd = match (h.weight_decay != 0.0, h.decoupled) {
         (false, _) => WD_NONE,
@@ -489,8 +514,8 @@ struct AdagradK<T> {
     neg_clr: T,
 }
 
-fn adagrad<T: Float>(h: &Adagrad, step: f64, p: &mut [T], g: &[T], sum: &mut [T]) {
-    let clr = h.lr / (1.0 + (step - 1.0) * h.lr_decay);
+fn adagrad<T: Float>(h: &Adagrad, sc: StepScalars, p: &mut [T], g: &[T], sum: &mut [T]) {
+    let clr = sc.0;
     let k = AdagradK {
         maximize: h.maximize,
         wd: T::from_f64(h.weight_decay),

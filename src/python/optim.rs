@@ -5,7 +5,10 @@
 //! array overlaps another — and only then releases the GIL once and runs the kernels. Any problem
 //! found while borrowing is reported before a single element is written.
 
-use numpy::{Element, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use std::os::raw::c_int;
+
+use numpy::npyffi::{_PyArray_GET_ITEM_DATA, NPY_ARRAY_WRITEABLE, NPY_TYPES};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -63,80 +66,94 @@ fn parse_rule(kind: &str, h: &[f64]) -> PyResult<Rule> {
     })
 }
 
-/// The borrows of one parameter's arrays (held until the kernels have run).
-struct Borrowed<'py, T: Element> {
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Dtype {
+    F32,
+    F64,
+}
+
+/// float32 or float64 in native byte order, else None.
+fn float_dtype(a: &Bound<'_, PyUntypedArray>) -> Option<Dtype> {
+    let d = a.dtype();
+    if d.is_native_byteorder() == Some(false) {
+        return None;
+    }
+    match d.num() {
+        n if n == NPY_TYPES::NPY_FLOAT as c_int => Some(Dtype::F32),
+        n if n == NPY_TYPES::NPY_DOUBLE as c_int => Some(Dtype::F64),
+        _ => None,
+    }
+}
+
+fn data_ptr(a: &Bound<'_, PyUntypedArray>) -> *mut u8 {
+    // SAFETY: `a` is a live ndarray; reading its data field is what every NumPy accessor does.
+    unsafe { (*_PyArray_GET_ITEM_DATA(a.as_array_ptr())).data as *mut u8 }
+}
+
+fn writeable(a: &Bound<'_, PyUntypedArray>) -> bool {
+    // SAFETY: as above, a flags read.
+    unsafe { (*_PyArray_GET_ITEM_DATA(a.as_array_ptr())).flags & NPY_ARRAY_WRITEABLE != 0 }
+}
+
+/// One parameter with its gradient and state, checked: raw data pointers of `len` elements of `dtype`.
+struct Item {
+    dtype: Dtype,
     group: usize,
     step: f64,
-    param: PyReadwriteArrayDyn<'py, T>,
-    grad: PyReadonlyArrayDyn<'py, T>,
-    state: [Option<PyReadwriteArrayDyn<'py, T>>; 3],
+    len: usize,
+    param: *mut u8,
+    grad: *const u8,
+    state: [*mut u8; 3],
+}
+
+/// The memory an array covers, for the overlap check.
+struct Span {
+    start: usize,
+    end: usize,
+    /// (group, index, what): what = 0 parameter, 1 gradient, 2.. state slot + 2
+    who: (usize, usize, usize),
+}
+
+fn describe(who: (usize, usize, usize)) -> String {
+    let (gi, i, what) = who;
+    let p = format!("param_groups[{gi}]['params'][{i}]");
+    match what {
+        0 => p,
+        1 => format!("gradient of {p}"),
+        k => format!("optimizer state slot {} of {p}", k - 2),
+    }
+}
+
+/// A parameter or state array that is written in place: the right dtype (known for a parameter), C-contiguous, aligned, writeable.
+fn check_written(a: &Bound<'_, PyUntypedArray>, dtype: Dtype, who: (usize, usize, usize)) -> PyResult<*mut u8> {
+    if who.2 != 0 && float_dtype(a) != Some(dtype) {
+        return Err(PyTypeError::new_err(format!("{}: dtype {} differs from the parameter's", describe(who), a.dtype())));
+    }
+    if !a.is_c_contiguous() || !a.is_aligned() {
+        return Err(PyValueError::new_err(format!(
+            "{}: must be a C-contiguous, aligned array (it is updated in place)",
+            describe(who)
+        )));
+    }
+    if !writeable(a) {
+        return Err(PyValueError::new_err(format!("{}: array is not writeable", describe(who))));
+    }
+    Ok(data_ptr(a))
 }
 
 /// What the arrays of a step turned out to be.
-enum Checked<'py> {
-    Ready(Vec<Borrowed<'py, f32>>, Vec<Borrowed<'py, f64>>),
+enum Checked {
+    Ready(Vec<Item>),
     /// (group, index) of a gradient that is not a C-contiguous aligned array of its parameter's
     /// dtype and shape (or is None): the Python layer converts or rejects it and calls again.
     SlowGrad(usize, usize),
 }
 
-fn borrow_rw<'py, T: Element>(a: &Bound<'py, PyUntypedArray>, what: &dyn Fn() -> String) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
-    let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| PyTypeError::new_err(format!("{}: dtype {} differs from the parameter's", what(), a.dtype())))?;
-    if !typed.is_c_contiguous() || !typed.is_aligned() {
-        return Err(PyValueError::new_err(format!("{}: must be a C-contiguous, aligned array (it is updated in place)", what())));
-    }
-    typed.try_readwrite().map_err(|e| match e {
-        numpy::BorrowError::NotWriteable => PyValueError::new_err(format!("{}: array is not writeable", what())),
-        _ => PyValueError::new_err(format!("{}: shares memory with another parameter or optimizer state", what())),
-    })
-}
-
-/// Borrows parameter `i` of group `gi` with its gradient and state, pushing onto `out`.
-#[allow(clippy::too_many_arguments)]
-fn borrow_one<'py, T: Element>(
-    gi: usize,
-    i: usize,
-    step: f64,
-    param: &Bound<'py, PyUntypedArray>,
-    grad: &Bound<'py, PyAny>,
-    states: &[Option<Bound<'py, PyList>>; 3],
-    used: [bool; 3],
-    out: &mut Vec<Borrowed<'py, T>>,
-) -> PyResult<bool> {
-    let pname = || format!("param_groups[{gi}]['params'][{i}]");
-    let p = borrow_rw::<T>(param, &pname)?;
-    // The gradient: anything but a C-contiguous aligned array of the same dtype and shape goes
-    // back to the Python layer.
-    let Ok(g) = grad.cast::<PyArrayDyn<T>>() else { return Ok(false) };
-    if !g.is_c_contiguous() || !g.is_aligned() || g.shape() != param.shape() {
-        return Ok(false);
-    }
-    let g = g.try_readonly().map_err(|_| {
-        PyValueError::new_err(format!(
-            "gradient of {}: shares memory with a parameter or optimizer state; pass a copy",
-            pname()
-        ))
-    })?;
-    let mut state: [Option<PyReadwriteArrayDyn<'py, T>>; 3] = [None, None, None];
-    for k in 0..3 {
-        if !used[k] {
-            continue;
-        }
-        let what = || format!("optimizer state slot {k} of {}", pname());
-        let list = states[k].as_ref().ok_or_else(|| PyValueError::new_err(format!("{}: missing", what())))?;
-        let item = list.get_item(i).map_err(|_| PyValueError::new_err(format!("{}: missing", what())))?;
-        let arr = item.cast::<PyUntypedArray>().map_err(|_| PyTypeError::new_err(format!("{}: expected an array", what())))?;
-        if arr.len() != param.len() {
-            return Err(PyValueError::new_err(format!("{}: {} elements, the parameter has {}", what(), arr.len(), param.len())));
-        }
-        state[k] = Some(borrow_rw::<T>(arr, &what)?);
-    }
-    out.push(Borrowed { group: gi, step, param: p, grad: g, state });
-    Ok(true)
-}
-
-fn check_all<'py>(py: Python<'py>, groups: &[(Rule, GroupArgs<'py>)]) -> PyResult<Checked<'py>> {
-    let (mut f32s, mut f64s) = (Vec::new(), Vec::new());
+/// Checks every array of the step; `keep` receives a reference to each, so that none can be freed
+/// (or resized: NumPy refuses to resize a referenced array) while the kernels run without the GIL.
+fn check_all<'py>(groups: &[(Rule, GroupArgs<'py>)], keep: &mut Vec<Bound<'py, PyAny>>) -> PyResult<Checked> {
+    let mut items = Vec::new();
+    let (mut written, mut read) = (Vec::new(), Vec::new());
     for (gi, (rule, g)) in groups.iter().enumerate() {
         let n = g.params.len();
         if g.grads.len() != n || g.steps.len() != n {
@@ -148,34 +165,86 @@ fn check_all<'py>(py: Python<'py>, groups: &[(Rule, GroupArgs<'py>)]) -> PyResul
         }
         let used = rule.slots();
         for k in 0..3 {
-            if let (true, Some(list)) = (used[k], &g.states[k]) {
-                if list.len() != n {
-                    return Err(PyValueError::new_err(format!("group {gi}: state slot {k} has {} arrays for {n} params", list.len())));
+            if used[k] {
+                match &g.states[k] {
+                    Some(list) if list.len() == n => {}
+                    _ => return Err(PyValueError::new_err(format!("group {gi}: state slot {k} must hold {n} arrays"))),
                 }
             }
         }
         for i in 0..n {
             let param = g.params.get_item(i)?;
             let param = param.cast::<PyUntypedArray>().map_err(|_| {
-                PyTypeError::new_err(format!("param_groups[{gi}]['params'][{i}]: expected a NumPy array, got {}", param.get_type().name().map(|s| s.to_string()).unwrap_or_default()))
+                PyTypeError::new_err(format!("{}: expected a NumPy array", describe((gi, i, 0))))
             })?;
-            let grad = g.grads.get_item(i)?;
-            let ok = if super::is_dtype::<f32>(py, param) {
-                borrow_one::<f32>(gi, i, g.steps[i], param, &grad, &g.states, used, &mut f32s)?
-            } else if super::is_dtype::<f64>(py, param) {
-                borrow_one::<f64>(gi, i, g.steps[i], param, &grad, &g.states, used, &mut f64s)?
-            } else {
+            let Some(dtype) = float_dtype(param) else {
                 return Err(PyTypeError::new_err(format!(
-                    "param_groups[{gi}]['params'][{i}]: expected a native float32 or float64 array, got dtype {}",
+                    "{}: expected a native float32 or float64 array, got dtype {}",
+                    describe((gi, i, 0)),
                     param.dtype()
                 )));
             };
-            if !ok {
+            let len = param.len();
+            let p = check_written(param, dtype, (gi, i, 0))?;
+            // The gradient: anything but a C-contiguous aligned array of the same dtype and shape goes
+            // back to the Python layer.
+            let grad = g.grads.get_item(i)?;
+            let Ok(grad) = grad.cast::<PyUntypedArray>() else { return Ok(Checked::SlowGrad(gi, i)) };
+            if float_dtype(grad) != Some(dtype) || !grad.is_c_contiguous() || !grad.is_aligned() || grad.shape() != param.shape() {
                 return Ok(Checked::SlowGrad(gi, i));
             }
+            let gp = data_ptr(grad);
+            let size = len * if dtype == Dtype::F32 { 4 } else { 8 };
+            let mut state = [std::ptr::null_mut(); 3];
+            for k in 0..3 {
+                if !used[k] {
+                    continue;
+                }
+                let who = (gi, i, k + 2);
+                let item = g.states[k].as_ref().map(|l| l.get_item(i)).transpose()?;
+                let item = item.ok_or_else(|| PyValueError::new_err(format!("{}: missing", describe(who))))?;
+                let arr = item.cast::<PyUntypedArray>().map_err(|_| PyTypeError::new_err(format!("{}: expected an array", describe(who))))?;
+                if arr.len() != len {
+                    return Err(PyValueError::new_err(format!("{}: {} elements, the parameter has {len}", describe(who), arr.len())));
+                }
+                state[k] = check_written(arr, dtype, who)?;
+                keep.push(item.clone());
+                if size > 0 {
+                    written.push(Span { start: state[k] as usize, end: state[k] as usize + size, who });
+                }
+            }
+            if size > 0 {
+                written.push(Span { start: p as usize, end: p as usize + size, who: (gi, i, 0) });
+                read.push(Span { start: gp as usize, end: gp as usize + size, who: (gi, i, 1) });
+            }
+            items.push(Item { dtype, group: gi, step: g.steps[i], len, param: p, grad: gp, state });
+            keep.push(param.clone().into_any());
+            keep.push(grad.clone().into_any());
         }
     }
-    Ok(Checked::Ready(f32s, f64s))
+    // Written arrays must not overlap each other or a gradient (a kernel reads and writes each
+    // element once, so any overlap would make the result depend on the order of the work).
+    written.sort_unstable_by_key(|s| (s.start, s.who));
+    for w in written.windows(2) {
+        if w[1].start < w[0].end {
+            let later = if w[1].who > w[0].who { w[1].who } else { w[0].who };
+            return Err(PyValueError::new_err(format!(
+                "{}: shares memory with another parameter or optimizer state",
+                describe(later)
+            )));
+        }
+    }
+    for r in &read {
+        // `written` is sorted and disjoint, so its ends are sorted too.
+        let j = written.partition_point(|w| w.end <= r.start);
+        if j < written.len() && written[j].start < r.end {
+            return Err(PyValueError::new_err(format!(
+                "{}: shares memory with a parameter or optimizer state; pass a copy",
+                describe(r.who)
+            )));
+        }
+    }
+    Ok(Checked::Ready(items))
 }
 
 struct GroupArgs<'py> {
@@ -185,26 +254,30 @@ struct GroupArgs<'py> {
     steps: Vec<f64>,
 }
 
-fn updates<'a, T: Float + Element>(rules: &'a [Rule], borrowed: &'a mut [Borrowed<'_, T>]) -> PyResult<Vec<Update<'a, T>>> {
-    let mut out = Vec::with_capacity(borrowed.len());
-    for b in borrowed.iter_mut() {
-        let [s0, s1, s2] = &mut b.state;
-        let slice = |s: &'a mut Option<PyReadwriteArrayDyn<'_, T>>| -> PyResult<&'a mut [T]> {
-            match s {
-                Some(a) => a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("optimizer state: {e}"))),
-                None => Ok(Default::default()),
-            }
+/// The kernel view of the checked items of one dtype.
+///
+/// # Safety
+/// Every pointer in `items` must point to `len` live, aligned elements of `T` (checked by
+/// `check_all`), the written ones disjoint from each other and from every gradient, and the arrays
+/// must stay alive and unresized while the slices are used (the caller holds the lists that
+/// reference them; an ndarray with other references cannot be resized).
+unsafe fn updates<'a, T: Float>(rules: &'a [Rule], items: &[Item], dtype: Dtype) -> Vec<Update<'a, T>> {
+    let mut out = Vec::new();
+    for it in items.iter().filter(|it| it.dtype == dtype && it.len > 0) {
+        let n = it.len;
+        // SAFETY: see the function's contract.
+        let slice = |p: *mut u8| -> &'a mut [T] {
+            if p.is_null() { Default::default() } else { unsafe { std::slice::from_raw_parts_mut(p as *mut T, n) } }
         };
-        let state = [slice(s0)?, slice(s1)?, slice(s2)?];
         out.push(Update {
-            rule: &rules[b.group],
-            step: b.step,
-            param: b.param.as_slice_mut().map_err(|e| PyValueError::new_err(format!("parameter: {e}")))?,
-            grad: b.grad.as_slice().map_err(|e| PyValueError::new_err(format!("gradient: {e}")))?,
-            state,
+            rule: &rules[it.group],
+            step: it.step,
+            param: slice(it.param),
+            grad: unsafe { std::slice::from_raw_parts(it.grad as *const T, n) },
+            state: [slice(it.state[0]), slice(it.state[1]), slice(it.state[2])],
         });
     }
-    Ok(out)
+    out
 }
 
 /// One optimizer step. `groups` is a list of tuples `(hyper, params, grads, states, steps)`, one per
@@ -241,14 +314,16 @@ fn optim_step<'py>(py: Python<'py>, kind: &str, groups: &Bound<'py, PyList>) -> 
         let args = GroupArgs { params: list(1)?, grads: list(2)?, states, steps: t.get_item(4)?.extract()? };
         parsed.push((rule, args));
     }
-    let (mut f32s, mut f64s) = match check_all(py, &parsed)? {
-        Checked::Ready(a, b) => (a, b),
+    let mut keep = Vec::new();
+    let items = match check_all(&parsed, &mut keep)? {
+        Checked::Ready(items) => items,
         Checked::SlowGrad(g, i) => return Ok((g as isize, i as isize)),
     };
     let rules: Vec<Rule> = parsed.iter().map(|(r, _)| *r).collect();
-    let total: usize = f32s.iter().map(|b| b.param.len()).sum::<usize>() + f64s.iter().map(|b| b.param.len()).sum::<usize>();
-    let u32s = updates(&rules, &mut f32s)?;
-    let u64s = updates(&rules, &mut f64s)?;
+    let total: usize = items.iter().map(|it| it.len).sum();
+    // SAFETY: `check_all` verified every pointer (dtype, size, alignment, writability, no overlap);
+    // `parsed` keeps the lists, hence the arrays, alive until the kernels return.
+    let (u32s, u64s) = unsafe { (updates::<f32>(&rules, &items, Dtype::F32), updates::<f64>(&rules, &items, Dtype::F64)) };
     let run = move || -> Result<(), String> {
         // Lengths are checked for both dtypes before either writes.
         for (i, u) in u32s.iter().enumerate() {
@@ -261,6 +336,7 @@ fn optim_step<'py>(py: Python<'py>, kind: &str, groups: &Bound<'py, PyList>) -> 
         apply(u64s)
     };
     let result = if total < 4096 { run() } else { py.detach(run) };
+    drop(keep);
     result.map_err(PyValueError::new_err)?;
     Ok((-1, -1))
 }

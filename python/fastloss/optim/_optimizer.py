@@ -159,8 +159,12 @@ class Optimizer:
         """State created at construction (torch's Adagrad does this); lazily otherwise."""
 
     def _commit_steps(self, st, idx, steps, hyper):
-        for i, s in zip(idx, steps):
-            st.steps[i] = s
+        """Records the step counts of the parameters that were updated (idx None: all of them)."""
+        if idx is None:
+            st.steps = steps
+        else:
+            for i, s in zip(idx, steps):
+                st.steps[i] = s
 
     def _run(self, calls):
         return _core.optim_step(self._kind, calls)
@@ -203,7 +207,7 @@ class Optimizer:
                 gi, _ = self._run(calls)
                 if gi < 0:
                     for (hyper, _, _, _, steps), st in zip(calls, self._gstates):
-                        self._commit_steps(st, range(len(steps)), steps, hyper)
+                        self._commit_steps(st, None, steps, hyper)
                     return None
         self._slow_step(grads, hypers)
         return None
