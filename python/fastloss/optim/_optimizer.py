@@ -18,7 +18,8 @@ import numbers
 import numpy as np
 
 from .. import _core
-from .._args import F32, F64, bool_arg, float_arg
+from .._args import F32, F64, float_arg
+from .._args import bool_arg as _bool_arg
 
 _SLOTS = 3
 
@@ -55,11 +56,21 @@ def _grad_arg(g, p, name):
 
 def _real(value, name, minimum=None):
     """A hyper-parameter as a float: a real number or a one-element array (torch allows a Tensor lr)."""
+    if type(value) is float or type(value) is int:  # the common case, checked every step: keep it cheap
+        v = float(value)
+        if minimum is None or v >= minimum:
+            return v
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiu":
         value = value.reshape(()).item()
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         value = float(value)
     return float_arg(value, name, minimum=minimum)
+
+
+def bool_arg(value, name):
+    if value is True or value is False:
+        return value
+    return _bool_arg(value, name)
 
 
 def _unit(value, name):
@@ -75,12 +86,13 @@ class _GroupState:
     hand them to Rust without a Python loop: `arrays[k][i]` is state slot k of parameter i (or
     None), `steps[i]` its step count, `full[k]` whether slot k exists for every parameter."""
 
-    __slots__ = ("arrays", "steps", "full")
+    __slots__ = ("arrays", "steps", "full", "cache")
 
     def __init__(self, n):
         self.arrays = [[None] * n for _ in range(_SLOTS)]
         self.steps = [0.0] * n
         self.full = [n == 0] * _SLOTS
+        self.cache = None  # (snapshot of the group's values, (hyper, state lists)), see Optimizer._cached
 
 
 class Optimizer:
@@ -190,17 +202,16 @@ class Optimizer:
             total += n
         if len(grads) != total:
             raise ValueError(f"grads: expected {total} gradients (one per parameter), got {len(grads)}")
-        hypers = [self._hyper(group) for group in groups]
         if self._fast:
             calls = []
             offset = 0
-            for group, st, hyper in zip(groups, self._gstates, hypers):
+            for group, st in zip(groups, self._gstates):
                 params = group["params"]
                 n = len(params)
-                used = self._used(hyper)
-                if not all(st.full[k] for k in range(_SLOTS) if used[k]):
+                cached = self._cached(group, st)
+                if cached is None:
                     break
-                states = [st.arrays[k] if used[k] else None for k in range(_SLOTS)]
+                hyper, states = cached
                 calls.append((hyper, params, grads[offset:offset + n], states, [s + 1.0 for s in st.steps]))
                 offset += n
             else:
@@ -209,8 +220,27 @@ class Optimizer:
                     for (hyper, _, _, _, steps), st in zip(calls, self._gstates):
                         self._commit_steps(st, None, steps, hyper)
                     return None
-        self._slow_step(grads, hypers)
+        self._slow_step(grads, [self._hyper(group) for group in groups])
         return None
+
+    def _cached(self, group, st):
+        """(hyper, state lists) for the fast path, or None when some state must be created first.
+        Validated hyper-parameters are reused while the group's values are unchanged (compared by a
+        snapshot of them, lists as tuples), since validating costs more than a small step."""
+        key = tuple(tuple(v) if type(v) is list else v for k, v in group.items() if k != "params")
+        c = st.cache
+        if c is not None:
+            try:
+                if c[0] == key:
+                    return c[1]
+            except Exception:  # noqa: BLE001  (a value whose == is not a bool: validate afresh)
+                pass
+        hyper = self._hyper(group)
+        used = self._used(hyper)
+        if not all(st.full[k] for k in range(_SLOTS) if used[k]):
+            return None
+        st.cache = (key, (hyper, [st.arrays[k] if used[k] else None for k in range(_SLOTS)]))
+        return st.cache[1]
 
     def _slow_step(self, grads, hypers):
         # 1. Every gradient checked and converted (raises before any state is created).
@@ -251,6 +281,7 @@ class Optimizer:
         if gi >= 0:  # cannot happen: every gradient was converted above
             raise RuntimeError(f"internal error: gradient {i} of group {gi} rejected after conversion")
         for (hyper, _, _, _, steps), st, (idx, _), new in zip(calls, self._gstates, plan, created):
+            st.cache = None
             for k, i, a in new:
                 st.arrays[k][i] = a
             for k in {k for k, _, _ in new}:
