@@ -49,6 +49,8 @@ def _close(got, want):
     (lambda o: S.PolynomialLR(o, total_iters=8, power=2.0), lambda b, t: b * (1 - min(t, 8) / 8) ** 2),
     (lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=1, eta_min=0.001),
      lambda b, t: 0.001 + (b - 0.001) * (1 + math.cos(math.pi * (t % 3) / 3)) / 2),
+    (lambda o: S.ConstantLR(o, factor=0.3, total_iters=4), lambda b, t: b * (0.3 if t < 4 else 1.0)),
+    (lambda o: S.LambdaLR(o, lambda e: 0.95**e / (1 + e)), lambda b, t: b * 0.95**t / (1 + t)),
     (lambda o: S.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2),
      lambda b, t: b * (1 + math.cos(math.pi * _sgdr(t, 2, 2)[0] / _sgdr(t, 2, 2)[1])) / 2),
 ])
@@ -196,9 +198,32 @@ def test_schedules_drive_the_optimizer():
     (lambda o: S.SequentialLR(o, [S.StepLR(o, 2)], milestones=[3]), ValueError, r"milestones: expected 0"),
     (lambda o: S.SequentialLR(o, [S.StepLR(_opt(), 2)], milestones=[]), ValueError, r"different optimizer"),
     (lambda o: S.SequentialLR(o, [], milestones=[]), ValueError, r"at least one"),
+    (lambda o: S.ConstantLR(o, factor=1.5), ValueError, r"factor: got 1.5"),
+    (lambda o: S.LambdaLR(o, 0.5), TypeError, r"lr_lambda: expected a function"),
+    (lambda o: S.LambdaLR(o, [abs, abs]), ValueError, r"lr_lambda: expected 1 functions"),
     (lambda o: S.StepLR(object(), 2), TypeError, r"optimizer: expected a fastloss.optim optimizer"),
     (lambda o: S.StepLR(o, 2, last_epoch=3), KeyError, r"initial_lr"),
 ])
 def test_bad_arguments(make, exc, match):
     with pytest.raises(exc, match=match):
         make(_opt())
+
+
+def test_lambda_lr_per_group_and_state_dict():
+    opt = _opt((0.1, 0.2))
+    sched = S.LambdaLR(opt, [lambda e: 1.0 / (e + 1), lambda e: 2.0**-e])
+    got = _run(sched, opt, 3)
+    _close(got, [[0.1 / (t + 1), 0.2 * 2.0**-t] for t in range(4)])
+    assert "lr_lambdas" not in sched.state_dict()
+
+
+def test_epoch_argument_uses_the_closed_form():
+    """The deprecated step(epoch) jumps straight to an epoch (what SequentialLR uses at a milestone)."""
+    for make, want in [(lambda o: S.StepLR(o, step_size=2, gamma=0.5), 0.1 * 0.5**3),
+                       (lambda o: S.CosineAnnealingLR(o, T_max=10), 0.05 * (1 + math.cos(math.pi * 7 / 10))),
+                       (lambda o: S.LinearLR(o, start_factor=0.5, total_iters=10), 0.1 * (0.5 + 0.5 * 0.7)),
+                       (lambda o: S.ExponentialLR(o, gamma=0.9), 0.1 * 0.9**7)]:
+        opt = _opt()
+        sched = make(opt)
+        sched.step(7)
+        assert sched.get_last_lr()[0] == pytest.approx(want, rel=1e-12)

@@ -27,6 +27,8 @@ __all__ = [
     "OneCycleLR",
     "PolynomialLR",
     "SequentialLR",
+    "ConstantLR",
+    "LambdaLR",
 ]
 
 
@@ -419,3 +421,51 @@ class SequentialLR(LRScheduler):
         self.__dict__.update(state_dict)
         for s, sd in zip(self._schedulers, subs):
             s.load_state_dict(sd)
+
+
+class ConstantLR(LRScheduler):
+    """lr·factor for the first `total_iters` epochs, then the base lr (torch's recursive form)."""
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        factor = float_arg(factor, "factor")
+        if not 0 <= factor <= 1:
+            raise ValueError(f"factor: got {factor!r}, expected a number in [0, 1]")
+        self.factor = factor
+        self.total_iters = _int_arg(total_iters, "total_iters", 0)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._lrs()
+        return [lr * (1.0 / self.factor) for lr in self._lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr · lr_lambda(epoch); `lr_lambda` is a function or a list of one per group.
+    (The functions are not part of `state_dict()`.)"""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        _check_optimizer(optimizer)
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"lr_lambda: expected {n} functions (one per group), got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        for f in self.lr_lambdas:
+            if not callable(f):
+                raise TypeError(f"lr_lambda: expected a function of the epoch, got {type(f).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self):
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
