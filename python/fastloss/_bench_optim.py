@@ -96,7 +96,7 @@ def _numpy_sgd_momentum(momentum=0.9):
 
 def _torch(torch, cls_name, kwargs, mode):
     def prepare(a):
-        tp = torch.from_numpy(a[0].copy())
+        tp = torch.from_numpy(a[0].copy()).requires_grad_(True)
         tp.grad = torch.from_numpy(a[1].copy())
         opt = getattr(torch.optim, cls_name)([tp], **kwargs, **{mode: True})
 
@@ -110,7 +110,7 @@ def _torch(torch, cls_name, kwargs, mode):
 
 def _torch_works(torch, cls_name, kwargs, mode):
     try:
-        t = torch.zeros(2)
+        t = torch.zeros(2, requires_grad=True)
         t.grad = torch.ones(2)
         getattr(torch.optim, cls_name)([t], **kwargs, **{mode: True}).step()
         return True
@@ -194,7 +194,7 @@ def many_small_arrays(cfg: Config) -> Workload:
         fused = _torch_works(torch, "Adam", {"lr": LR}, "fused")
 
         def torch_prepare(a, mode="fused" if fused else "foreach"):
-            tps = [torch.from_numpy(x) for x in _split(a[0].copy())]
+            tps = [torch.from_numpy(x).requires_grad_(True) for x in _split(a[0].copy())]
             for t, gr in zip(tps, _split(a[1])):
                 t.grad = torch.from_numpy(gr)
             opt = torch.optim.Adam(tps, lr=LR, **{mode: True})
