@@ -1,9 +1,15 @@
 //! Bindings for the optim kernels (`crate::optim`).
 //!
 //! `optim_step` takes a whole optimizer step (every parameter group, every array) in one call:
-//! it borrows every array first — checking dtypes, sizes, layout, writability and that no written
-//! array overlaps another — and only then releases the GIL once and runs the kernels. Any problem
-//! found while borrowing is reported before a single element is written.
+//! it checks every array first — dtypes, sizes, layout, writability, and that no written array
+//! overlaps another or a gradient — and only then releases the GIL once and runs the kernels. Any
+//! problem is reported before a single element is written.
+//!
+//! The arrays are checked by hand and accessed through raw data pointers rather than through
+//! rust-numpy's borrow tracking: a step over many small arrays would otherwise spend about 0.3 µs
+//! per array in that bookkeeping (4 arrays per parameter for Adam), more than the update itself.
+//! What the borrow tracking guarantees is established explicitly in `check_all` (the overlap check
+//! over sorted address ranges) and by holding a reference to every array while the kernels run.
 
 use std::os::raw::c_int;
 
@@ -259,8 +265,8 @@ struct GroupArgs<'py> {
 /// # Safety
 /// Every pointer in `items` must point to `len` live, aligned elements of `T` (checked by
 /// `check_all`), the written ones disjoint from each other and from every gradient, and the arrays
-/// must stay alive and unresized while the slices are used (the caller holds the lists that
-/// reference them; an ndarray with other references cannot be resized).
+/// must stay alive and unresized while the slices are used (the caller holds a reference to each,
+/// see `check_all`'s `keep`; NumPy refuses to resize an array that others reference).
 unsafe fn updates<'a, T: Float>(rules: &'a [Rule], items: &[Item], dtype: Dtype) -> Vec<Update<'a, T>> {
     let mut out = Vec::new();
     for it in items.iter().filter(|it| it.dtype == dtype && it.len > 0) {
@@ -322,7 +328,7 @@ fn optim_step<'py>(py: Python<'py>, kind: &str, groups: &Bound<'py, PyList>) -> 
     let rules: Vec<Rule> = parsed.iter().map(|(r, _)| *r).collect();
     let total: usize = items.iter().map(|it| it.len).sum();
     // SAFETY: `check_all` verified every pointer (dtype, size, alignment, writability, no overlap);
-    // `parsed` keeps the lists, hence the arrays, alive until the kernels return.
+    // `keep` holds a reference to every array until the kernels have returned.
     let (u32s, u64s) = unsafe { (updates::<f32>(&rules, &items, Dtype::F32), updates::<f64>(&rules, &items, Dtype::F64)) };
     let run = move || -> Result<(), String> {
         // Lengths are checked for both dtypes before either writes.
