@@ -193,7 +193,12 @@ fn step_scalars(rule: &Rule, step: f64) -> StepScalars {
     match rule {
         // torch: bias_correction1 = 1 − β1**step, step_size = lr / bias_correction1,
         // bias_correction2_sqrt = (1 − β2**step) ** 0.5, with `step` a float after `.item()`.
-        Rule::Adam(h) => StepScalars(h.lr / (1.0 - h.beta1.powf(step)), (1.0 - h.beta2.powf(step)).powf(0.5)),
+        // The 0.5 is hidden from LLVM, which would otherwise turn pow(x, 0.5) into sqrt(x): libm's
+        // pow (what Python's `**` calls) is not always correctly rounded, so the two can differ.
+        Rule::Adam(h) => StepScalars(
+            h.lr / (1.0 - h.beta1.powf(step)),
+            (1.0 - h.beta2.powf(step)).powf(std::hint::black_box(0.5)),
+        ),
         // torch: clr = lr / (1 + (step − 1)·lr_decay)
         Rule::Adagrad(h) => StepScalars(h.lr / (1.0 + (step - 1.0) * h.lr_decay), 0.0),
         _ => StepScalars(0.0, 0.0),
