@@ -334,6 +334,26 @@ def test_many_small_arrays_one_call():
     run_both("AdamW", {"lr": 1e-3}, params, [random_grads(rng, params) for _ in range(2)])
 
 
+def test_hyperparameters_edited_in_place_take_effect():
+    """lr as a one-element array (torch allows a Tensor lr) and betas as a list, edited in place."""
+    p = np.zeros(2)
+    lr = np.array([0.5])
+    opt = fl.optim.SGD([p], lr=lr)
+    opt.step([np.ones(2)])
+    lr[0] = 0.25
+    opt.step([np.ones(2)])
+    assert_bitwise_equal(p, np.full(2, -0.75))
+    a, b = np.zeros(3), np.zeros(3)
+    oa = fl.optim.Adam([a], lr=0.1, betas=[0.9, 0.999])
+    ob = fl.reference.optim.Adam([b], lr=0.1, betas=[0.9, 0.999])
+    g = np.array([1.0, -2.0, 3.0])
+    for opt in (oa, ob):
+        opt.step([g])
+        opt.param_groups[0]["betas"][0] = 0.5
+        opt.step([g])
+    assert_bitwise_equal(a, b)
+
+
 def test_adagrad_state_exists_at_construction():
     p = np.ones(3)
     opt = fl.optim.Adagrad([p], initial_accumulator_value=0.25)

@@ -81,6 +81,18 @@ def _unit(value, name):
     return v
 
 
+_PLAIN = frozenset({float, int, bool, str, type(None)})
+
+
+def _frozen(v):
+    """A snapshot of a hyper-parameter value that a later in-place edit cannot change."""
+    if isinstance(v, np.ndarray):
+        return ("ndarray", v.dtype.str, v.shape, v.tobytes())
+    if isinstance(v, (list, tuple)):
+        return tuple(x if type(x) in _PLAIN else _frozen(x) for x in v)
+    return v
+
+
 class _GroupState:
     """The state of one parameter group, stored as lists parallel to its `params` so a step can
     hand them to Rust without a Python loop: `arrays[k][i]` is state slot k of parameter i (or
@@ -226,8 +238,9 @@ class Optimizer:
     def _cached(self, group, st):
         """(hyper, state lists) for the fast path, or None when some state must be created first.
         Validated hyper-parameters are reused while the group's values are unchanged (compared by a
-        snapshot of them, lists as tuples), since validating costs more than a small step."""
-        key = tuple(tuple(v) if type(v) is list else v for k, v in group.items() if k != "params")
+        snapshot of their values, so that in-place edits of a list or array count), since validating
+        costs more than a small step."""
+        key = tuple(v if type(v) in _PLAIN else _frozen(v) for k, v in group.items() if k != "params")
         c = st.cache
         if c is not None:
             try:
