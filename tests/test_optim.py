@@ -601,3 +601,22 @@ def test_load_state_dict_converts_dtypes_and_copies():
     opt.load_state_dict(sd64)
     assert opt.state[0]["square_avg"].dtype == np.float32
     assert opt.state[0]["square_avg"] is not sd64["state"][0]["square_avg"]
+
+
+def test_one_rust_call_per_step(monkeypatch):
+    """Several groups and both dtypes: one `_core.optim_step` call per step (the GIL released once)."""
+    from fastloss.optim import _optimizer
+
+    calls = []
+    real = _optimizer._core.optim_step
+
+    def counting(kind, groups):
+        calls.append(len(groups))
+        return real(kind, groups)
+
+    monkeypatch.setattr(_optimizer._core, "optim_step", counting)
+    ps = [np.zeros(3, np.float32), np.zeros(4), np.zeros((), np.float32)]
+    opt = fl.optim.AdamW([{"params": ps[:2]}, {"params": ps[2:], "lr": 0.1}])
+    for _ in range(3):
+        opt.step([np.ones(3, np.float32), np.ones(4), np.ones((), np.float32)])
+    assert calls == [2, 2, 2]
