@@ -9,6 +9,7 @@ is shared with the fast implementation (`fastloss._args`), so both raise the sam
 from __future__ import annotations
 
 from . import _classification, _embedding, _multiclass, _regression
+from . import optim
 
 LOSSES = {**_regression.LOSSES, **_classification.LOSSES, **_multiclass.LOSSES, **_embedding.LOSSES}
 globals().update(LOSSES)
