@@ -215,17 +215,18 @@ fn coefficient(norm: PNorm, dist: f64, g: f64) -> f64 {
 }
 
 /// ∂distance/∂u_i times the row's coefficient `c`: u·c (p = 2), sign(u)·c (p = 1),
-/// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0).
+/// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0). In float64: a float32 coefficient such as g/‖u‖ can
+/// under- or overflow where the product does not (‖u‖ near 1e±38).
 #[inline(always)]
-fn apply<T: Float>(norm: PNorm, u: T, dist: f64, c: T) -> T {
+fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
     match norm {
         PNorm::Two => u * c,
         PNorm::One => u.signum0() * c,
         PNorm::Real(p) => {
-            let a = u.to_f64().abs();
+            let a = u.abs();
             let t = powf(a / dist, p - 1.0);
             let t = if a == 0.0 { 0.0 } else { t };
-            T::from_f64(t) * u.signum0() * c
+            t * u.signum0() * c
         }
     }
 }
@@ -325,9 +326,9 @@ fn triplet_block<T: Float, const SWAP: bool>(
         if want_grad {
             // clamp_min passes the gradient where pre ≥ 0 (the boundary included); NaN gives 0.
             let g = if pre >= T::ZERO { factor.at(r).to_f64() } else { 0.0 };
-            let cu = T::from_f64(coefficient(norm, d_ap, g));
-            let cv = T::from_f64(coefficient(norm, d_an, g * share_an));
-            let cw = T::from_f64(coefficient(norm, d_pn, g * share_pn));
+            let cu = coefficient(norm, d_ap, g);
+            let cv = coefficient(norm, d_an, g * share_an);
+            let cw = coefficient(norm, d_pn, g * share_pn);
             let e = k * d..(k + 1) * d;
             let [ga, gp, gn] = grads else { unreachable!() };
             let (ga, gp, gn) = (&mut ga[e.clone()], &mut gp[e.clone()], &mut gn[e]);
@@ -351,26 +352,28 @@ fn triplet_grad_row<T: Float, const SWAP: bool>(
     gp: &mut [T],
     gn: &mut [T],
     [d_ap, d_an, d_pn]: [f64; 3],
-    [cu, cv, cw]: [T; 3],
+    [cu, cv, cw]: [f64; 3],
     eps: T,
 ) {
     let d = a.len();
     let (p, n, ga, gp, gn) = (&p[..d], &n[..d], &mut ga[..d], &mut gp[..d], &mut gn[..d]);
+    // u, v, w are formed in T as PyTorch does; the products with the row coefficients and the
+    // final sums are float64, rounded once to T.
     for i in 0..d {
-        let u = (a[i] - p[i]) + eps;
-        let v = (a[i] - n[i]) + eps;
+        let u = ((a[i] - p[i]) + eps).to_f64();
+        let v = ((a[i] - n[i]) + eps).to_f64();
         let du = apply(norm, u, d_ap, cu);
         let dv = apply(norm, v, d_an, cv);
         if SWAP {
-            let w = (p[i] - n[i]) + eps;
+            let w = ((p[i] - n[i]) + eps).to_f64();
             let dw = apply(norm, w, d_pn, cw);
-            ga[i] = du - dv;
-            gp[i] = -du - dw;
-            gn[i] = dv + dw;
+            ga[i] = T::from_f64(du - dv);
+            gp[i] = T::from_f64(-du - dw);
+            gn[i] = T::from_f64(dv + dw);
         } else {
-            ga[i] = du - dv;
-            gp[i] = -du;
-            gn[i] = dv;
+            ga[i] = T::from_f64(du - dv);
+            gp[i] = T::from_f64(-du);
+            gn[i] = T::from_f64(dv);
         }
     }
 }
@@ -452,7 +455,6 @@ fn contrastive_block<T: Float>(
             let c = if dissimilar { -g * hinge / dist } else { g };
             let c = if dist == 0.0 { 0.0 } else { c };
             let c = if dist.is_nan() { dist } else { c };
-            let c = T::from_f64(c);
             let e = k * d..(k + 1) * d;
             let [g1, g2] = grads else { unreachable!() };
             contrastive_grad_row(a, b, &mut g1[e.clone()], &mut g2[e], c, eps);
@@ -463,11 +465,12 @@ fn contrastive_block<T: Float>(
 
 /// One row's contrastive gradients: ±(x1 − x2 + eps)·c (own function: see `triplet_grad_row`).
 #[inline(always)]
-fn contrastive_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], c: T, eps: T) {
+fn contrastive_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], c: f64, eps: T) {
     let d = a.len();
     let (b, g1, g2) = (&b[..d], &mut g1[..d], &mut g2[..d]);
     for i in 0..d {
-        let t = ((a[i] - b[i]) + eps) * c;
+        // The product in float64 (see `apply`), rounded once.
+        let t = T::from_f64(((a[i] - b[i]) + eps).to_f64() * c);
         g1[i] = t;
         g2[i] = -t;
     }
@@ -550,9 +553,8 @@ fn cosine_block<T: Float>(
             // ∂loss/∂cos: −1 (y = 1); +1 where cos − margin ≥ 0 (clamp_min passes at the boundary).
             let s = if similar { -g } else if pre >= 0.0 { g } else { 0.0 };
             // ∂cos/∂x1 = x2/denom − cos·x1/A, ∂cos/∂x2 = x1/denom − cos·x2/B.
-            let c12 = T::from_f64(s / denom);
-            let c11 = T::from_f64(s * cos / ma);
-            let c22 = T::from_f64(s * cos / mb);
+            // Kept in float64: for float32 inputs near 1e±30 these under- or overflow float32.
+            let (c12, c11, c22) = (s / denom, s * cos / ma, s * cos / mb);
             let e = k * d..(k + 1) * d;
             let [g1, g2] = grads else { unreachable!() };
             cosine_grad_row(a, b, &mut g1[e.clone()], &mut g2[e], [c12, c11, c22]);
@@ -564,12 +566,13 @@ fn cosine_block<T: Float>(
 /// One row's cosine gradients: x2·c12 − x1·c11 and x1·c12 − x2·c22 (own function: see
 /// `triplet_grad_row`).
 #[inline(always)]
-fn cosine_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], [c12, c11, c22]: [T; 3]) {
+fn cosine_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], [c12, c11, c22]: [f64; 3]) {
     let d = a.len();
     let (b, g1, g2) = (&b[..d], &mut g1[..d], &mut g2[..d]);
     for i in 0..d {
-        g1[i] = b[i] * c12 - a[i] * c11;
-        g2[i] = a[i] * c12 - b[i] * c22;
+        let (x, y) = (a[i].to_f64(), b[i].to_f64());
+        g1[i] = T::from_f64(y * c12 - x * c11);
+        g2[i] = T::from_f64(x * c12 - y * c22);
     }
 }
 

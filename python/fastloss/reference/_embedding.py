@@ -74,7 +74,7 @@ def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e
             return value, None
         g = np.where(pre >= 0, grad_factor(value_shape, dtype, reduction, grad_output, loss.size), 0.0)[..., None]
         gu, gv = g * _norm_grad(u, d_ap, p), g * share_an[..., None] * _norm_grad(v, d_an, p)
-        gw = g * (1 - share_an[..., None]) * _norm_grad(w, d_pn, p) if swap else 0.0 * gu
+        gw = g * (1 - share_an[..., None]) * _norm_grad(w, d_pn, p) if swap else np.zeros_like(gu)
         grads = (gu - gv, -gu - gw, gv + gw)
     return value, _store_all(grads, out, dtype)
 
@@ -96,7 +96,7 @@ def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction=
         # ∂loss/∂u = ∂loss/∂d · u/d: d·u/d = u for a similar pair, −max(0, m − d)·u/d for a dissimilar one.
         factor = grad_factor(value_shape, dtype, reduction, grad_output, loss.size)
         c = factor * np.where(dissimilar, -hinge / np.where(d == 0, 1.0, d), 1.0)
-        c = np.where(d == 0, 0.0, c)
+        c = np.where(d == 0, 0.0, np.where(np.isnan(d), np.nan, c))  # a NaN distance poisons its row, as in torch
         g1 = c[..., None] * u
     return value, _store_all((g1, -g1), out, dtype)
 
