@@ -70,9 +70,15 @@ fn lane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> f64) -> f64 {
             acc[j] += f(ca[j], cb[j]);
         }
     }
+    // The tail goes through a zero-padded chunk so that `acc` is only ever indexed by constants
+    // and stays in registers (adding +0.0 to the unused lanes leaves them unchanged).
     let (ra, rb) = (&a[full..], &b[full..d]);
+    let mut tail = [0.0f64; L];
     for j in 0..ra.len() {
-        acc[j] += f(ra[j], rb[j]);
+        tail[j] = f(ra[j], rb[j]);
+    }
+    for j in 0..L {
+        acc[j] += tail[j];
     }
     reduce::sum_lanes(acc)
 }
@@ -231,6 +237,20 @@ fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
     }
 }
 
+/// `apply` in T for p = 1 and 2.
+#[inline(always)]
+fn apply_narrow<T: Float>(norm: PNorm, u: T, c: T) -> T {
+    if let PNorm::Two = norm { u * c } else { u.signum0() * c }
+}
+
+/// `c` rounded to T when that costs no more than T's rounding (neither subnormal nor overflowed):
+/// then a row's gradient loop can run in T at full vector width; otherwise it runs in float64.
+#[inline(always)]
+fn narrow<T: Float>(c: f64) -> Option<T> {
+    let t = T::from_f64(c);
+    if c == 0.0 || (t.to_f64() - c).abs() <= c.abs() * 1e-6 { Some(t) } else { None }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Triplet margin loss
 // ------------------------------------------------------------------------------------------------
@@ -357,6 +377,25 @@ fn triplet_grad_row<T: Float, const SWAP: bool>(
 ) {
     let d = a.len();
     let (p, n, ga, gp, gn) = (&p[..d], &n[..d], &mut ga[..d], &mut gp[..d], &mut gn[..d]);
+    if let (PNorm::Two | PNorm::One, Some(cu), Some(cv), Some(cw)) = (norm, narrow::<T>(cu), narrow::<T>(cv), narrow::<T>(cw)) {
+        // The common case: the coefficients fit T, so the products are T products.
+        for i in 0..d {
+            let u = (a[i] - p[i]) + eps;
+            let v = (a[i] - n[i]) + eps;
+            let (du, dv) = (apply_narrow(norm, u, cu), apply_narrow(norm, v, cv));
+            if SWAP {
+                let dw = apply_narrow(norm, (p[i] - n[i]) + eps, cw);
+                ga[i] = du - dv;
+                gp[i] = -du - dw;
+                gn[i] = dv + dw;
+            } else {
+                ga[i] = du - dv;
+                gp[i] = -du;
+                gn[i] = dv;
+            }
+        }
+        return;
+    }
     // u, v, w are formed in T as PyTorch does; the products with the row coefficients and the
     // final sums are float64, rounded once to T.
     for i in 0..d {
@@ -468,6 +507,14 @@ fn contrastive_block<T: Float>(
 fn contrastive_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], c: f64, eps: T) {
     let d = a.len();
     let (b, g1, g2) = (&b[..d], &mut g1[..d], &mut g2[..d]);
+    if let Some(ct) = narrow::<T>(c) {
+        for i in 0..d {
+            let t = ((a[i] - b[i]) + eps) * ct;
+            g1[i] = t;
+            g2[i] = -t;
+        }
+        return;
+    }
     for i in 0..d {
         // The product in float64 (see `apply`), rounded once.
         let t = T::from_f64(((a[i] - b[i]) + eps).to_f64() * c);
@@ -569,6 +616,13 @@ fn cosine_block<T: Float>(
 fn cosine_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], [c12, c11, c22]: [f64; 3]) {
     let d = a.len();
     let (b, g1, g2) = (&b[..d], &mut g1[..d], &mut g2[..d]);
+    if let (Some(c12), Some(c11), Some(c22)) = (narrow::<T>(c12), narrow::<T>(c11), narrow::<T>(c22)) {
+        for i in 0..d {
+            g1[i] = b[i] * c12 - a[i] * c11;
+            g2[i] = a[i] * c12 - b[i] * c22;
+        }
+        return;
+    }
     for i in 0..d {
         let (x, y) = (a[i].to_f64(), b[i].to_f64());
         g1[i] = T::from_f64(y * c12 - x * c11);
