@@ -237,6 +237,14 @@ fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
     }
 }
 
+/// `x`, with any NaN replaced by the one canonical NaN: which NaN an operation on two NaNs returns
+/// depends on operand order, which LLVM may commute differently in the serial and the parallel
+/// copy of a kernel; outputs must be bitwise identical for any thread count.
+#[inline(always)]
+fn canon<T: Float>(x: T) -> T {
+    if x.is_nan() { T::NAN } else { x }
+}
+
 /// `apply` in T for p = 1 and 2.
 #[inline(always)]
 fn apply_narrow<T: Float>(norm: PNorm, u: T, c: T) -> T {
@@ -338,7 +346,7 @@ fn triplet_block<T: Float, const SWAP: bool>(
             (an, 1.0, 0.0)
         };
         let pre = (margin + ap) - neg;
-        let loss = pre.clamp_min(T::ZERO);
+        let loss = canon(pre.clamp_min(T::ZERO));
         if !value.is_empty() {
             value[k] = loss;
         }
@@ -385,13 +393,13 @@ fn triplet_grad_row<T: Float, const SWAP: bool>(
             let (du, dv) = (apply_narrow(norm, u, cu), apply_narrow(norm, v, cv));
             if SWAP {
                 let dw = apply_narrow(norm, (p[i] - n[i]) + eps, cw);
-                ga[i] = du - dv;
-                gp[i] = -du - dw;
-                gn[i] = dv + dw;
+                ga[i] = canon(du - dv);
+                gp[i] = canon(-du - dw);
+                gn[i] = canon(dv + dw);
             } else {
-                ga[i] = du - dv;
-                gp[i] = -du;
-                gn[i] = dv;
+                ga[i] = canon(du - dv);
+                gp[i] = canon(-du);
+                gn[i] = canon(dv);
             }
         }
         return;
@@ -406,13 +414,13 @@ fn triplet_grad_row<T: Float, const SWAP: bool>(
         if SWAP {
             let w = ((p[i] - n[i]) + eps).to_f64();
             let dw = apply(norm, w, d_pn, cw);
-            ga[i] = T::from_f64(du - dv);
-            gp[i] = T::from_f64(-du - dw);
-            gn[i] = T::from_f64(dv + dw);
+            ga[i] = canon(T::from_f64(du - dv));
+            gp[i] = canon(T::from_f64(-du - dw));
+            gn[i] = canon(T::from_f64(dv + dw));
         } else {
-            ga[i] = T::from_f64(du - dv);
-            gp[i] = T::from_f64(-du);
-            gn[i] = T::from_f64(dv);
+            ga[i] = canon(T::from_f64(du - dv));
+            gp[i] = canon(T::from_f64(-du));
+            gn[i] = canon(T::from_f64(dv));
         }
     }
 }
@@ -483,7 +491,7 @@ fn contrastive_block<T: Float>(
         let hinge = if h > 0.0 { h } else { 0.0 }; // max(0, m − d); NaN d gives NaN below via dist
         let l = if dissimilar { 0.5 * hinge * hinge } else { 0.5 * ss };
         let l = if dist.is_nan() { dist } else { l };
-        let loss = T::from_f64(l);
+        let loss = canon(T::from_f64(l));
         if !value.is_empty() {
             value[k] = loss;
         }
@@ -510,16 +518,16 @@ fn contrastive_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], 
     if let Some(ct) = narrow::<T>(c) {
         for i in 0..d {
             let t = ((a[i] - b[i]) + eps) * ct;
-            g1[i] = t;
-            g2[i] = -t;
+            g1[i] = canon(t);
+            g2[i] = canon(-t);
         }
         return;
     }
     for i in 0..d {
         // The product in float64 (see `apply`), rounded once.
         let t = T::from_f64(((a[i] - b[i]) + eps).to_f64() * c);
-        g1[i] = t;
-        g2[i] = -t;
+        g1[i] = canon(t);
+        g2[i] = canon(-t);
     }
 }
 
@@ -590,7 +598,7 @@ fn cosine_block<T: Float>(
         let pre = cos - margin;
         let l = if similar { 1.0 - cos } else if pre >= 0.0 { pre } else { 0.0 };
         let l = if pre.is_nan() { pre } else { l };
-        let loss = T::from_f64(l);
+        let loss = canon(T::from_f64(l));
         if !value.is_empty() {
             value[k] = loss;
         }
@@ -618,15 +626,15 @@ fn cosine_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], [c12,
     let (b, g1, g2) = (&b[..d], &mut g1[..d], &mut g2[..d]);
     if let (Some(c12), Some(c11), Some(c22)) = (narrow::<T>(c12), narrow::<T>(c11), narrow::<T>(c22)) {
         for i in 0..d {
-            g1[i] = b[i] * c12 - a[i] * c11;
-            g2[i] = a[i] * c12 - b[i] * c22;
+            g1[i] = canon(b[i] * c12 - a[i] * c11);
+            g2[i] = canon(a[i] * c12 - b[i] * c22);
         }
         return;
     }
     for i in 0..d {
         let (x, y) = (a[i].to_f64(), b[i].to_f64());
-        g1[i] = T::from_f64(y * c12 - x * c11);
-        g2[i] = T::from_f64(x * c12 - y * c22);
+        g1[i] = canon(T::from_f64(y * c12 - x * c11));
+        g2[i] = canon(T::from_f64(x * c12 - y * c22));
     }
 }
 

@@ -666,3 +666,51 @@ def test_bad_input_raises(name, args, kwargs, exc, match):
             getattr(fl, name).grad(*args, **kwargs, out=bufs if k > 1 else bufs[0])
         for b in bufs:
             assert np.all(b == -777.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# SIMD levels give the same bits (the lanes' order is fixed and no FMA is used)
+# --------------------------------------------------------------------------------------------------
+
+_SIMD_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+import fastloss as fl
+from test_embedding import make_args, OPTIONS, ROW_LOSSES
+out = {{}}
+rng = np.random.default_rng(11)
+for name in OPTIONS:
+    for dtype in (np.float32, np.float64):
+        shape = (40, 37) if name in ROW_LOSSES else (1001,)
+        args = make_args(name, rng, shape, dtype, "adversarial")
+        for j, opts in enumerate(OPTIONS[name]):
+            with np.errstate(all="ignore"):
+                v, g = getattr(fl, name).value_and_grad(*args, **opts, reduction="none")
+                s = getattr(fl, name)(*args, **opts, reduction="sum")
+            g = g if isinstance(g, tuple) else (g,)
+            key = f"{{name}}.{{np.dtype(dtype).name}}.{{j}}"
+            out[key + ".v"] = v
+            out[key + ".s"] = np.asarray(s)
+            for i, x in enumerate(g):
+                out[key + f".g{{i}}"] = x
+np.savez({path!r}, **out)
+"""
+
+
+def test_simd_levels_agree_bitwise(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    results = {}
+    for level in ("sse2", "avx2", "avx512"):
+        path = str(tmp_path / f"{level}.npz")
+        env = {**os.environ, "FASTLOSS_SIMD": level}
+        subprocess.run([sys.executable, "-c", _SIMD_SCRIPT.format(tests=tests, path=path)], env=env, check=True)
+        with np.load(path) as z:
+            results[level] = {k: z[k] for k in z.files}
+    base = results["sse2"]
+    for level in ("avx2", "avx512"):
+        for k, v in base.items():
+            assert_bitwise_equal(results[level][k], v, f"{k} at {level} vs sse2")
