@@ -29,3 +29,63 @@ def optim_step(
     kind: str,
     groups: list[tuple[list[float], list[np.ndarray], list[np.ndarray | None], list[list[np.ndarray] | None], list[float]]],
 ) -> tuple[int, int]: ...
+
+# Embedding family (src/python/embedding.rs): row-wise kernels over `nrows` rows of length `d`;
+# each returns the float64 sum of the row losses when `sum`, writes per-row losses to `value_out`
+# and the gradients (one buffer per differentiable input) to `grads_out`.
+def triplet_margin(
+    anchor: np.ndarray,
+    positive: np.ndarray,
+    negative: np.ndarray,
+    nrows: int,
+    d: int,
+    margin: float,
+    p: float,
+    eps: float,
+    swap: bool,
+    grad_output: np.ndarray | None,
+    scale: float,
+    sum: bool,
+    value_out: np.ndarray | None,
+    grads_out: list[np.ndarray] | None,
+) -> float: ...
+def contrastive(
+    input1: np.ndarray,
+    input2: np.ndarray,
+    target: np.ndarray,
+    nrows: int,
+    d: int,
+    margin: float,
+    eps: float,
+    grad_output: np.ndarray | None,
+    scale: float,
+    sum: bool,
+    value_out: np.ndarray | None,
+    grads_out: list[np.ndarray] | None,
+) -> float: ...
+def cosine_embedding(
+    input1: np.ndarray,
+    input2: np.ndarray,
+    target: np.ndarray,
+    nrows: int,
+    d: int,
+    margin: float,
+    grad_output: np.ndarray | None,
+    scale: float,
+    sum: bool,
+    value_out: np.ndarray | None,
+    grads_out: list[np.ndarray] | None,
+) -> float: ...
+def ranking_elementwise(
+    loss: str,
+    input1: np.ndarray,
+    target: np.ndarray,
+    input2: np.ndarray | None,
+    margin: float,
+    grad_output: np.ndarray | None,
+    scale: float,
+    sum: bool,
+    value_out: np.ndarray | None,
+    grad_out: np.ndarray | None,
+    grad2_out: np.ndarray | None,
+) -> float: ...
