@@ -58,6 +58,23 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(n)
 
 
+def set_buffer_cache(max_bytes: int) -> int:
+    """Sets how many bytes of freed large result arrays (≥ 1 MiB) fastloss keeps for reuse; returns
+    the previous limit. The default, 256 MiB, lets a loop that drops last step's gradient reuse warm
+    memory instead of paying for fresh pages; 0 turns the cache off."""
+    import operator
+
+    if isinstance(max_bytes, (bool, _np.bool_)):
+        raise TypeError("set_buffer_cache: max_bytes must be an integer, got bool")
+    try:
+        max_bytes = operator.index(max_bytes)
+    except TypeError:
+        raise TypeError(f"set_buffer_cache: max_bytes must be an integer, got {type(max_bytes).__name__}") from None
+    if not 0 <= max_bytes < 2**63:
+        raise ValueError(f"set_buffer_cache: max_bytes must be in 0..2**63, got {max_bytes}")
+    return _core.set_buffer_cache_limit(max_bytes)
+
+
 from . import optim, reference  # noqa: E402  (they import the package's helpers)
 
 __all__ = [
@@ -65,6 +82,7 @@ __all__ = [
     "simd_level",
     "get_num_threads",
     "set_num_threads",
+    "set_buffer_cache",
     "optim",
     "reference",
 ]

@@ -7,9 +7,12 @@ names the argument, what was given and what is allowed. Nothing here writes to a
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
+
+from . import _core
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
@@ -115,10 +118,21 @@ def grad_output_arg(grad_output, value_shape, dtype, reduction):
     return 1.0, contiguous(go, dtype)
 
 
+def empty(shape, dtype):
+    """An uninitialised C-contiguous array for a result. Large ones (≥ 1 MiB) come from the compiled
+    module's cache of freed buffers: fresh pages for tens of MB cost more than the loss kernels."""
+    if math.prod(shape) * dtype.itemsize < _LARGE_BYTES:
+        return np.empty(shape, dtype)
+    return _core.empty(shape, dtype)
+
+
+_LARGE_BYTES = 1 << 20
+
+
 def out_arg(out, shape, dtype, name="out"):
     """Checks a caller's output buffer (or allocates one when `out` is None)."""
     if out is None:
-        return np.empty(shape, dtype)
+        return empty(shape, dtype)
     if type(out) is not np.ndarray and not isinstance(out, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype or not out.dtype.isnative:
@@ -136,7 +150,7 @@ def out_arg(out, shape, dtype, name="out"):
 def outs_arg(out, shapes, dtype):
     """`out` for several gradients: None or a tuple with one buffer per gradient."""
     if out is None:
-        return [np.empty(s, dtype) for s in shapes]
+        return [empty(s, dtype) for s in shapes]
     if not isinstance(out, (tuple, list)) or len(out) != len(shapes):
         raise TypeError(f"out: expected a tuple of {len(shapes)} arrays, got {type(out).__name__}")
     bufs = [out_arg(o, s, dtype, f"out[{i}]") for i, (o, s) in enumerate(zip(out, shapes))]

@@ -12,7 +12,7 @@ import numpy as np
 
 import fastloss as fl
 
-from .bench import Config, Workload, fastloss_impl, jax_impl, numpy_impl, register, torch_impl
+from .bench import VG_OUT, Config, Workload, fastloss_impl, jax_impl, numpy_impl, register, torch_impl
 
 N_ROWS, DIM = 65536, 128
 EPS = 1e-6
@@ -128,12 +128,15 @@ def embedding_workloads(cfg: Config):
     torch_fns = _torch_fns(cfg.torch, cfg.torch.nn.functional) if cfg.torch is not None else {}
     n = N_ROWS * DIM
     for name, (make_inputs, argnums, value, grad) in WORKLOADS.items():
-        op = "value_and_grad"
-        impls = {"fastloss": fastloss_impl(getattr(fl, name), op), "numpy": numpy_impl(value, grad, op)}
-        if n <= cfg.reference_max_n:
-            impls["reference"] = fastloss_impl(getattr(fl.reference, name), op)
-        if name in jax_fns:
-            impls["jax"] = jax_impl(cfg.jax, jax_fns[name], op, argnums)
-        if name in torch_fns:
-            impls["torch"] = torch_impl(cfg.torch, torch_fns[name], op, argnums)
-        yield Workload(name, op, n, make_inputs, impls, mark="add", group="embedding")
+        # value_and_grad(out=) as well: each gradient is 32 MiB, at glibc's largest mmap threshold,
+        # so an allocating call also pays for the kernel zeroing fresh pages.
+        for op in ("value_and_grad", VG_OUT):
+            ad_op = "value_and_grad"
+            impls = {"fastloss": fastloss_impl(getattr(fl, name), op), "numpy": numpy_impl(value, grad, ad_op)}
+            if n <= cfg.reference_max_n:
+                impls["reference"] = fastloss_impl(getattr(fl.reference, name), op)
+            if name in jax_fns:
+                impls["jax"] = jax_impl(cfg.jax, jax_fns[name], ad_op, argnums)
+            if name in torch_fns:
+                impls["torch"] = torch_impl(cfg.torch, torch_fns[name], ad_op, argnums)
+            yield Workload(name, op, n, make_inputs, impls, mark="add", group="embedding")

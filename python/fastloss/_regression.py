@@ -12,6 +12,7 @@ from ._args import (
     F32,
     F64,
     bool_arg,
+    empty,
     float_arg,
     float_arrays,
     grad_output_arg,
@@ -46,7 +47,7 @@ def _elementwise(kernel, input, target, weight, reduction, want_value, want_grad
                 and input.flags.carray and target.flags.carray):
             n = input.size
             scale = 1.0 if reduction == "sum" else (1.0 / n if n else math.inf)
-            g = np.empty(input.shape, dtype) if want_grad else None
+            g = empty(input.shape, dtype) if want_grad else None
             total = _core.pointwise(kernel, input, target, None, None, None, scale, want_value, None, g, None,
                                     param, full)
             if not want_value:
@@ -69,7 +70,7 @@ def _elementwise(kernel, input, target, weight, reduction, want_value, want_grad
     if reduction == "mean":
         scale = scale / divisor if divisor else scale * math.inf
     grad_weight = w if go is None else (go if w is None else w * go)
-    value_out = np.empty(x.shape, dtype) if want_value and reduction == "none" else None
+    value_out = empty(x.shape, dtype) if want_value and reduction == "none" else None
     g = out_arg(out, x.shape, dtype) if want_grad else None
     if out is not None:  # fresh buffers cannot overlap the inputs
         x, y, w, grad_weight = unalias([x, y, w, grad_weight], [g])
@@ -168,11 +169,11 @@ def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="me
     divisor = x.size
     if reduction == "mean":
         scale = scale / divisor if divisor else scale * math.inf
-    value_out = np.empty(x.shape, dtype) if want_value and reduction == "none" else None
+    value_out = empty(x.shape, dtype) if want_value and reduction == "none" else None
     gx = gv = gv_full = None
     if want_grad:
         gx, gv = outs_arg(out, [x.shape, var_shape], dtype)
-        gv_full = gv if var_shape == x.shape else np.empty(x.shape, dtype)
+        gv_full = gv if var_shape == x.shape else np.empty(x.shape, dtype)  # a temporary: freed here
     if out is not None:
         x, y, v_full, go = unalias([x, y, v_full, go], [gx, gv])
     total = _core.pointwise("gaussian_nll", x, y, v_full, None, go, scale, want_value and reduction != "none",

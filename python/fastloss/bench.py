@@ -232,7 +232,8 @@ def fastloss_impl(loss, op) -> Prepare:
         return lambda a: (lambda: loss(*a))
     if op == VG_OUT:
         def prepare(a):
-            out = np.empty_like(a[0])
+            _, grad = loss.value_and_grad(*a)  # buffers shaped like the gradient(s)
+            out = tuple(map(np.empty_like, grad)) if isinstance(grad, tuple) else np.empty_like(grad)
             return lambda: loss.value_and_grad(*a, out=out)
         return prepare
     return lambda a: (lambda: loss.value_and_grad(*a))

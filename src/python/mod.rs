@@ -20,6 +20,7 @@ use crate::float::Float;
 use crate::pointwise::{Inputs, Outputs};
 use crate::regression::Pointwise;
 
+mod buffers;
 mod classification;
 mod embedding;
 mod multiclass;
@@ -167,8 +168,7 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     let (xs, ys) = (as_slice(&xr, "input")?, as_slice(&yr, "target")?);
     let n = xs.len();
     let grad = if want_grad {
-        // SAFETY: every element is written by the kernel before the array is returned.
-        Some(unsafe { PyArrayDyn::<T>::new(py, x.shape(), false) })
+        Some(buffers::empty::<T>(py, x.shape())?)
     } else {
         None
     };
@@ -293,6 +293,25 @@ mod _core {
         } else {
             Ok(None)
         }
+    }
+
+    /// An uninitialised C-contiguous array of `dtype` (float32 or float64); large ones come from
+    /// fastloss's cache of freed gradient buffers.
+    #[pyfunction]
+    fn empty<'py>(py: Python<'py>, shape: Vec<usize>, dtype: &Bound<'py, numpy::PyArrayDescr>) -> PyResult<Bound<'py, PyAny>> {
+        if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+            Ok(buffers::empty::<f32>(py, &shape)?.into_any())
+        } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+            Ok(buffers::empty::<f64>(py, &shape)?.into_any())
+        } else {
+            Err(PyTypeError::new_err(format!("dtype: expected float32 or float64, got {dtype}")))
+        }
+    }
+
+    /// Sets the bytes of freed large gradient buffers kept for reuse (0: none); returns the old limit.
+    #[pyfunction]
+    fn set_buffer_cache_limit(limit: usize) -> usize {
+        buffers::set_limit(limit)
     }
 
     /// Σ x in float64 with fastloss's deterministic blocked reduction.
