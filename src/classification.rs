@@ -30,30 +30,34 @@ impl<T: Float> Term<T> for Bce {
     }
 }
 
-/// BCE on logits without `pos_weight`: (1 − y)·x + softplus(−x) (PyTorch's `(1 − y)·x −
-/// log_sigmoid(x)`), gradient σ(x) − y.
+/// BCE on logits without `pos_weight`: PyTorch's (1 − y)·x − log σ(x), evaluated as
+/// max(x, 0) − x·y + log1p(e^−|x|) (the same function; for targets in [0, 1] a sum of non-negative
+/// terms, so no cancellation where PyTorch's form loses the small result, e.g. x ≪ 0 with y = 0).
+/// Gradient σ(x) − y, as σ(x)·(1 − y) − σ(−x)·y (exact for hard labels even where σ(x) rounds to 1).
 #[derive(Copy, Clone)]
 pub struct BceLogits;
 impl<T: Float> Term<T> for BceLogits {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
-        let (sp, s) = x.softplus_neg_sigmoid();
-        ((T::ONE - y) * x + sp, s - y, T::ZERO)
+        let (l1p, s, sn) = x.logistic();
+        let lin = if x >= T::ZERO { (T::ONE - y) * x } else { -(y * x) };
+        (lin + l1p, s * (T::ONE - y) - sn * y, T::ZERO)
     }
 }
 
-/// BCE on logits with `pos_weight` p (the third input, broadcast to the input's shape):
-/// (1 − y)·x + (1 + (p − 1)·y)·softplus(−x), gradient (p·y + 1 − y)·σ(x) − p·y (PyTorch's
-/// forward and backward formulas, association included).
+/// BCE on logits with `pos_weight` p (the third input, broadcast to the input's shape): PyTorch's
+/// (1 − y)·x + (1 + (p − 1)·y)·softplus(−x), evaluated as ((1 − y)·x or −p·y·x by the sign of x)
+/// + (1 + (p − 1)·y)·log1p(e^−|x|); gradient (1 + (p − 1)·y)·σ(x) − p·y as σ(x)·(1 − y) − p·y·σ(−x).
 #[derive(Copy, Clone)]
 pub struct BceLogitsPosWeight;
 impl<T: Float> Term<T> for BceLogitsPosWeight {
     #[inline(always)]
     fn eval(&self, x: T, y: T, p: T) -> (T, T, T) {
-        let (sp, s) = x.softplus_neg_sigmoid();
+        let (l1p, s, sn) = x.logistic();
         let lw = (p - T::ONE) * y + T::ONE;
         let py = p * y;
-        ((T::ONE - y) * x + lw * sp, (py + T::ONE - y) * s - py, T::ZERO)
+        let lin = if x >= T::ZERO { (T::ONE - y) * x } else { -(py * x) };
+        (lin + lw * l1p, s * (T::ONE - y) - py * sn, T::ZERO)
     }
 }
 
@@ -99,7 +103,8 @@ impl<T: Float> FocalPower<T> for RealPower<T> {
 ///
 /// 1 − p_t is formed as σ(x)·(1 − y) + σ(−x)·y, a sum of two non-negative terms for y in
 /// [0, 1], so it keeps full relative accuracy where PyTorch's 1 − p_t cancels (|x| large).
-/// ∂ℓ/∂x = α_t·[(σ(x) − y)·q^γ + ce·γ·q^(γ−1)·σ(x)σ(−x)(1 − 2y)].
+/// ∂ℓ/∂x = α_t·[(σ(x) − y)·q^γ + ce·γ·q^(γ−1)·σ(x)σ(−x)(1 − 2y)], with ce and σ(x) − y formed
+/// as in [`BceLogits`].
 #[derive(Copy, Clone)]
 pub struct Focal<T, P> {
     pub alpha: T,
@@ -109,16 +114,16 @@ pub struct Focal<T, P> {
 impl<T: Float, P: FocalPower<T>> Term<T> for Focal<T, P> {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
-        let (sp, s) = x.softplus_neg_sigmoid();
-        let sn = (-x).sigmoid();
-        let ce = (T::ONE - y) * x + sp;
+        let (l1p, s, sn) = x.logistic();
+        let ce = if x >= T::ZERO { (T::ONE - y) * x } else { -(y * x) } + l1p; // BceLogits' value
         let q = s * (T::ONE - y) + sn * y;
+        let s_minus_y = s * (T::ONE - y) - sn * y;
         let (qg, dqg) = self.power.pow(q);
         let a = self.alpha;
         let at = if self.use_alpha { a * y + (T::ONE - a) * (T::ONE - y) } else { T::ONE };
         let dq = s * sn * (T::ONE - T::TWO * y);
         let l = at * (ce * qg);
-        let d = at * ((s - y) * qg + ce * (dqg * dq));
+        let d = at * (s_minus_y * qg + ce * (dqg * dq));
         (l, d, T::ZERO)
     }
 }
@@ -170,8 +175,10 @@ pub struct SoftMargin;
 impl<T: Float> Term<T> for SoftMargin {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
-        let (sp, s) = (-(x * y)).softplus_sigmoid();
-        (sp, -y * s, T::ZERO)
+        let m = x * y;
+        let (l1p, _, sn) = m.logistic();
+        let pos = if m < T::ZERO { -m } else { T::ZERO };
+        (pos + l1p, -y * sn, T::ZERO)
     }
 }
 

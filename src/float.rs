@@ -97,6 +97,25 @@ pub trait Float:
         (pos + e.ln_1p(), num / (Self::ONE + e))
     }
 
+    /// (log1p(e^−|x|), σ(x), σ(−x)) from one exponential and one division: the pieces of the
+    /// logistic losses. Written with them, BCE-with-logits is max(x,0) − x·y + log1p(e^−|x|) and its
+    /// gradient σ(x)·(1 − y) − σ(−x)·y: sums of same-signed terms for targets in [0, 1], so neither
+    /// cancels where PyTorch's (1 − y)·x − log σ(x) and σ(x) − y do (|x| large). σ(x) and σ(−x)
+    /// have the bits of `sigmoid`.
+    #[inline(always)]
+    fn logistic(self) -> (Self, Self, Self) {
+        let e = (-self.abs()).exp();
+        let d = Self::ONE + e;
+        let (num, num_neg) = if self > Self::ZERO {
+            (Self::ONE, e)
+        } else if self < Self::ZERO {
+            (e, Self::ONE)
+        } else {
+            (Self::ONE, Self::ONE) // ±0 (and NaN, where e is NaN anyway)
+        };
+        (e.ln_1p(), num / d, num_neg / d)
+    }
+
     /// `self` if `self > other`, else `other`; a NaN in `self` is kept (torch's clamp_min).
     #[inline(always)]
     fn clamp_min(self, lo: Self) -> Self {
@@ -336,6 +355,21 @@ mod f32_impl {
             #[inline(always)]
             fn log_sigmoid(self) -> Self {
                 -(-self).softplus()
+            }
+            #[inline(always)]
+            fn logistic(self) -> (Self, Self, Self) {
+                let e = exp_wide(-self.abs());
+                let d = 1.0 + e;
+                let r0 = (1.0f32 / d as f32) as f64;
+                let r = r0 * (2.0 - d * r0);
+                let (num, num_neg) = if self > 0.0 {
+                    (1.0, e)
+                } else if self < 0.0 {
+                    (e, 1.0)
+                } else {
+                    (1.0, 1.0)
+                };
+                (log1p_wide(e) as f32, (num * r) as f32, (num_neg * r) as f32)
             }
             #[inline(always)]
             fn softplus_sigmoid(self) -> (Self, Self) {
@@ -722,7 +756,13 @@ mod accuracy {
             let (c, d) = x.softplus_sigmoid();
             assert_eq!((a.to_bits(), b.to_bits()), ((-x).softplus().to_bits(), x.sigmoid().to_bits()), "{x:e}");
             assert_eq!((c.to_bits(), d.to_bits()), (x.softplus().to_bits(), x.sigmoid().to_bits()), "{x:e}");
+            let (l, s, sn) = x.logistic();
+            assert_eq!((s.to_bits(), sn.to_bits()), (x.sigmoid().to_bits(), (-x).sigmoid().to_bits()), "{x:e}");
+            let (dist, _) = score32(l, (-(x as f64).abs()).exp().ln_1p());
+            assert!(dist <= 1.0, "log1p(exp(-|x|)) at {x:e}: {dist} ulp");
             let x = x as f64 * 1e-30; // f64 too
+            let (_, s, sn) = x.logistic();
+            assert_eq!((s.to_bits(), sn.to_bits()), (x.sigmoid().to_bits(), (-x).sigmoid().to_bits()), "{x:e}");
             let (a, b) = x.softplus_neg_sigmoid();
             assert_eq!((a.to_bits(), b.to_bits()), ((-x).softplus().to_bits(), x.sigmoid().to_bits()), "{x:e}");
         }

@@ -72,9 +72,14 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", want_v
 def binary_cross_entropy_with_logits(input, target, *, weight=None, reduction="mean", pos_weight=None,
                                      want_value, want_grad, grad_output, out):
     def bce_logits(x, y, p):
+        # PyTorch's (1 − y)·x + (1 + (p − 1)·y)·softplus(−x) with softplus(−x) = max(−x, 0) + log1p(e^−|x|)
+        # and the linear terms combined by the sign of x: the same function, without the cancellation
+        # of x against softplus(−x) ≈ −x for x ≪ 0 (which would make the float64 oracle lose digits).
         log_weight = 1 + (p - 1) * y
-        loss = (1 - y) * x + log_weight * _softplus(-x)
-        return loss, (p * y + 1 - y) * _sigmoid(x) - p * y
+        linear = np.where(x >= 0, (1 - y) * x, -p * y * x)
+        loss = linear + log_weight * np.log1p(np.exp(-np.abs(x)))
+        # (p·y + 1 − y)·σ(x) − p·y = σ(x)·(1 − y) − p·y·σ(−x): no cancellation for targets in [0, 1].
+        return loss, _sigmoid(x) * (1 - y) - p * y * _sigmoid(-x)
 
     return _elementwise(bce_logits, input, target, reduction, want_value, want_grad, grad_output, out,
                         weight=weight, pos_weight=pos_weight)
@@ -87,14 +92,15 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
 
     def focal(x, y, p):
         s, s_neg = _sigmoid(x), _sigmoid(-x)       # p and 1 − p, each accurate
-        ce = (1 - y) * x + _softplus(-x)           # BCE with logits
+        ce = np.where(x >= 0, (1 - y) * x, -y * x) + np.log1p(np.exp(-np.abs(x)))  # BCE with logits, stably
         q = s * (1 - y) + s_neg * y                # 1 − p_t, without cancellation
         q_gamma = np.power(q, gamma)
         # d q^γ / d q as PyTorch's pow backward: 0 for γ = 0, else γ·q^(γ−1).
         dq_gamma = np.zeros_like(q) if gamma == 0 else gamma * np.power(q, gamma - 1)
         alpha_t = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else np.ones_like(y)
         loss = alpha_t * ce * q_gamma
-        grad = alpha_t * ((s - y) * q_gamma + ce * dq_gamma * s * s_neg * (1 - 2 * y))
+        s_minus_y = s * (1 - y) - s_neg * y        # σ(x) − y
+        grad = alpha_t * (s_minus_y * q_gamma + ce * dq_gamma * s * s_neg * (1 - 2 * y))
         return loss, grad
 
     return _elementwise(focal, input, target, reduction, want_value, want_grad, grad_output, out)
