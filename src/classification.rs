@@ -107,8 +107,9 @@ impl<T: Float> FocalPower<T> for RealPower<T> {
 /// as in [`BceLogits`].
 #[derive(Copy, Clone)]
 pub struct Focal<T, P> {
-    pub alpha: T,
-    pub use_alpha: bool,
+    /// α_t = a·y + b·(1 − y): (α, 1 − α), or (1, 1) when α is disabled (no flag in the lane loop).
+    pub a: T,
+    pub b: T,
     pub power: P,
 }
 impl<T: Float, P: FocalPower<T>> Term<T> for Focal<T, P> {
@@ -119,8 +120,7 @@ impl<T: Float, P: FocalPower<T>> Term<T> for Focal<T, P> {
         let q = s * (T::ONE - y) + sn * y;
         let s_minus_y = s * (T::ONE - y) - sn * y;
         let (qg, dqg) = self.power.pow(q);
-        let a = self.alpha;
-        let at = if self.use_alpha { a * y + (T::ONE - a) * (T::ONE - y) } else { T::ONE };
+        let at = self.a * y + self.b * (T::ONE - y);
         let dq = s * sn * (T::ONE - T::TWO * y);
         let l = at * (ce * qg);
         let d = at * (s_minus_y * qg + ce * (dqg * dq));
@@ -231,10 +231,13 @@ impl Classification {
             Classification::BceLogits => evaluate(BceLogits, inp, out, sum),
             Classification::BceLogitsPosWeight => evaluate(BceLogitsPosWeight, inp, out, sum),
             Classification::Focal { alpha, gamma } => {
-                let (alpha, use_alpha) = (t(alpha), alpha >= 0.0);
+                // α_t = α·y + (1 − α)·(1 − y), (1 − α) rounded once as PyTorch's Python float is. α < 0
+                // disables it: α_t = y + (1 − y), which is 1 for hard labels and within an ulp of 1 for
+                // soft ones (torchvision skips the product; a flag in the lane loop kept it scalar).
+                let (a, b) = if alpha >= 0.0 { (t(alpha), t(1.0 - alpha)) } else { (T::ONE, T::ONE) };
                 macro_rules! focal {
                     ($power:expr) => {
-                        evaluate(Focal { alpha, use_alpha, power: $power }, inp, out, sum)
+                        evaluate(Focal { a, b, power: $power }, inp, out, sum)
                     };
                 }
                 if gamma == 0.0 {
@@ -337,5 +340,46 @@ mod tests {
         v[17] = -0.0;
         v[18] = 1.0000001;
         assert_eq!(first_outside_unit_interval(&v), Some(18));
+    }
+}
+
+/// Kernel timings (not a correctness test): `cargo test --release --no-default-features -- --ignored
+/// timing --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    fn time<K: Term<f32>>(name: &str, k: K, x: &[f32], y: &[f32]) {
+        let n = x.len();
+        let mut g = vec![0.0f32; n];
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let inp = Inputs { x, y, z: None, value_weight: None, grad_weight: None, grad_scale: 1.0 / n as f32 };
+            let s = evaluate(k, &inp, Outputs { value: None, grad_x: Some(&mut g), grad_z: None }, true);
+            std::hint::black_box(s);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("{name:>16}: {:.2} ns/element ({})", best * 1e9 / n as f64, crate::simd::level().name());
+    }
+
+    #[test]
+    #[ignore = "timing"]
+    fn timing_kernels() {
+        crate::threads::set_num_threads(1);
+        let n = 1 << 20;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.01).collect();
+        let y: Vec<f32> = (0..n).map(|i| (i % 2) as f32).collect();
+        let pm: Vec<f32> = (0..n).map(|i| if i % 3 == 0 { 1.0 } else { -1.0 }).collect();
+        let p: Vec<f32> = (0..n).map(|i| 0.01 + 0.98 * ((i * 31 % 97) as f32 / 97.0)).collect();
+        time("bce_logits", BceLogits, &x, &y);
+        time("bce", Bce, &p, &y);
+        time("focal", Focal { a: 0.25, b: 0.75, power: IntPower::<2> }, &x, &y);
+        time("soft_margin", SoftMargin, &x, &pm);
+        time("exponential", Exponential, &x, &pm);
+        time("hinge", Hinge { margin: 1.0 }, &x, &pm);
+        time("kl_div", KlDiv, &x, &p);
+        time("focal_g3", Focal { a: 0.25, b: 0.75, power: IntPower::<3> }, &x, &y);
     }
 }

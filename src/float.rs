@@ -106,13 +106,9 @@ pub trait Float:
     fn logistic(self) -> (Self, Self, Self) {
         let e = (-self.abs()).exp();
         let d = Self::ONE + e;
-        let (num, num_neg) = if self > Self::ZERO {
-            (Self::ONE, e)
-        } else if self < Self::ZERO {
-            (e, Self::ONE)
-        } else {
-            (Self::ONE, Self::ONE) // ±0 (and NaN, where e is NaN anyway)
-        };
+        // Two independent selects (at x = ±0, e = 1 serves as either numerator).
+        let num = if self > Self::ZERO { Self::ONE } else { e };
+        let num_neg = if self < Self::ZERO { Self::ONE } else { e };
         (e.ln_1p(), num / d, num_neg / d)
     }
 
@@ -362,13 +358,8 @@ mod f32_impl {
                 let d = 1.0 + e;
                 let r0 = (1.0f32 / d as f32) as f64;
                 let r = r0 * (2.0 - d * r0);
-                let (num, num_neg) = if self > 0.0 {
-                    (1.0, e)
-                } else if self < 0.0 {
-                    (e, 1.0)
-                } else {
-                    (1.0, 1.0)
-                };
+                let num = if self > 0.0 { 1.0 } else { e };
+                let num_neg = if self < 0.0 { 1.0 } else { e };
                 (log1p_wide(e) as f32, (num * r) as f32, (num_neg * r) as f32)
             }
             #[inline(always)]

@@ -709,7 +709,7 @@ def _bad_calls():
         xb = x.copy()
         xb[2] = bad
         add(f"bce-{where}-{bad}", "binary_cross_entropy", (xb, y), {}, ValueError,
-            rf"input: all elements must be between 0 and 1.*index 2")
+            r"input: all elements must be between 0 and 1.*index 2")
     yb = y.copy()
     yb[1] = 2.0
     add("bce-target-2", "binary_cross_entropy", (x, yb), {}, ValueError, r"target.*between 0 and 1.*index 1")
