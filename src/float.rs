@@ -534,10 +534,23 @@ mod tests {
 ///
 /// Metrics per function: `dist` = the largest distance in units in the last place between our
 /// result and the correctly rounded one (the f64 reference rounded to f32), `err` = the largest
-/// error against the f64 reference itself, in ulps of the result. Result of the full sweep
-/// (AVX-512 level, 2026-11-21; see the report of the `classification` branch):
+/// error against the f64 reference itself, in ulps of the result. Result of the full sweep over
+/// all 2^32 inputs (AVX2 level, the best this build machine has; 2026-11-21, 3765 s on 2 busy
+/// cores):
 ///
-/// RESULTS-PLACEHOLDER
+/// ```text
+///          exp: max dist 1 ulp (at 5.9604645e-8),  max err 0.938 ulp (at 2.7385231e1)
+///       exp_m1: max dist 1 ulp (at 1.1920929e-7),  max err 1.233 ulp (at 1.663553e1)
+///           ln: max dist 1 ulp (at 9.14e-43),      max err 0.835 ulp (at 1.4054595e0)
+///        ln_1p: max dist 1 ulp (at 7.450581e-8),   max err 0.863 ulp (at 4.0627518e-1)
+///      sigmoid: max dist 1 ulp (at 3.5762787e-7),  max err 0.743 ulp (at -3.7769634e1)
+///     softplus: max dist 1 ulp (at 2.6624004e-4),  max err 0.743 ulp (at -3.7769634e1)
+///  log_sigmoid: max dist 1 ulp (at 1.2643123e-3),  max err 0.743 ulp (at 3.7769634e1)
+/// ```
+///
+/// (Before the float64 assembly of the logistic functions, sigmoid / softplus / log_sigmoid
+/// composed from the float32 exp, ln_1p and a division reached 2 ulp.) The same bits come out at
+/// every SIMD level (no FMA), so one level's sweep covers all.
 #[cfg(test)]
 mod accuracy {
     use super::Float;
