@@ -91,3 +91,20 @@ def ranking_elementwise(
 ) -> float: ...
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray: ...
 def set_buffer_cache_limit(limit: int) -> int: ...
+
+# classification (src/python/classification.rs)
+def classification(
+    loss: str,
+    input: np.ndarray,
+    target: np.ndarray,
+    pos_weight: np.ndarray | None,
+    weight: np.ndarray | None,
+    grad_weight: np.ndarray | None,
+    grad_scale: float,
+    sum: bool,
+    value_out: np.ndarray | None,
+    grad_out: np.ndarray | None,
+    p1: float = 0.0,
+    p2: float = 0.0,
+) -> float: ...
+def first_outside_unit(x: np.ndarray) -> int | None: ...
