@@ -17,6 +17,7 @@ from ._args import (
     REDUCTIONS,
     float_arg,
     bool_arg,
+    empty,
     float_arrays,
     grad_output_arg,
     out_arg,
@@ -84,7 +85,7 @@ def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_o
                 check_unit_interval(target, "target")
             n = input.size
             scale = 1.0 if reduction == "sum" else (1.0 / n if n else math.inf)
-            g = np.empty(input.shape, dtype) if want_grad else None
+            g = empty(input.shape, dtype) if want_grad else None
             total = _core.classification(kernel, input, target, None, None, None, scale, want_value, None, g,
                                          p1, p2)
             if not want_value:
