@@ -276,17 +276,18 @@ pub fn index_divisor<T: Float>(y: &[i64], c: usize, ignore_index: i64, weight: O
     if any_bad {
         return Err(*y.iter().find(|&&t| bad(t)).unwrap());
     }
+    // Σ in f64 lanes within fixed blocks, like every other sum (the count is exact either way).
     Ok(reduce::blocked(y.len(), |r| {
-        let mut total = 0.0f64;
+        let mut acc = Acc::new();
         for &t in &y[r] {
             let kept = t != ignore_index;
-            total += match weight {
+            acc.add(match weight {
                 Some(w) if kept => w[t as usize].to_f64(),
                 Some(_) => 0.0,
                 None => kept as u8 as f64,
-            };
+            });
         }
-        total
+        acc.total()
     }))
 }
 
@@ -876,11 +877,13 @@ impl<T: Float> MultiMargin<'_, T> {
                 let (j0, xs) = (r.start, &xr[r]);
                 for j in 0..b.len() {
                     let z = margin - xy + xs[j];
-                    let h = if squared { z * z } else { z };
+                    // Weighted per term before summing, as PyTorch does (so Σ cannot overflow
+                    // where the weighted terms do not).
+                    let h = if squared { z * z } else { z } * wy;
                     b[j] = if j0 + j != t && z > T::ZERO { h } else { T::ZERO };
                 }
             });
-            let loss = T::from_f64(total) * wy * self.inv_c;
+            let loss = T::from_f64(total) * self.inv_c;
             if GRAD {
                 let sc = self.go.map_or(self.scale, |go| go[i]) * wy * self.inv_c;
                 // SAFETY: row i belongs to this block only.

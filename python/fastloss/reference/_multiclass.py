@@ -85,16 +85,22 @@ def cross_entropy(input, target, *, weight=None, ignore_index=-100, reduction="m
             onehot[rows, yy] = 1.0
             # (1 − ε)·w_y·(lse − x_y) + (ε/C)·Σ_c w_c·(lse − x_c); a mean divides by Σ w_y (not ignored).
             losses_ = wy * neg_logp[rows, yy]
-            grad = wy[:, None] * (p - onehot)
-            if eps > 0:
-                losses_ = (1 - eps) * losses_ + eps / c * (w * neg_logp).sum(axis=1)
-                grad = (1 - eps) * grad + eps / c * (w.sum() * p - w)
             losses_ = np.where(ignored, 0.0, losses_)
             divisor = wy[~ignored].sum()
+            if eps > 0:
+                losses_ = (1 - eps) * losses_ + eps / c * np.where(ignored, 0.0, (w * neg_logp).sum(axis=1))
         value = _value(losses_, divisor, reduction, a) if want_value else None
         if not want_grad:
             return value, None
-        grad = _factor(a, reduction, grad_output, divisor) * grad
+        factor = _factor(a, reduction, grad_output, divisor)
+        if a.prob:
+            grad = factor * grad
+        else:
+            # PyTorch's chain: the NLL gradient −w_y·factor at the target (NaN when a mean's Σ w_y is 0
+            # while w_y is 0), then log-softmax's backward; the smoothing term's gradient added.
+            grad = (factor * wy[:, None]) * (p - onehot)
+            if eps > 0:
+                grad = (1 - eps) * grad + eps / c * factor * (w.sum() * p - w)
     grad[ignored] = 0.0
     return value, store_grad(_unrows(grad, a.layout, a.x.shape), out, a.dtype)
 
@@ -151,7 +157,9 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
     rows, c, _ = a.layout
     X = a.x.astype(np.float64).reshape(rows, c)
     Y = a.target.astype(np.float64).reshape(rows, c)
-    w = np.ones(c) if a.weight is None else a.weight.astype(np.float64).reshape(-1, c)
+    w = np.ones(c) if a.weight is None else a.weight.astype(np.float64)
+    if w.ndim > 1:  # per element (else per class)
+        w = w.reshape(rows, c)
     with np.errstate(all="ignore"):
         e = np.exp(-np.abs(X))
         log_sig = np.minimum(X, 0) - np.log1p(e)       # log σ(x)
