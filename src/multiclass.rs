@@ -19,6 +19,9 @@
 //! tiles of `TILE` samples so that the vector loops run across samples; the (N, C, d…) layout
 //! already has samples along the contiguous axis and runs in place with class stride s.
 
+// Indexed loops over several slices at once are the shape LLVM vectorises (see crate::pointwise).
+#![allow(clippy::needless_range_loop)]
+
 use std::ops::Range;
 
 use crate::float::Float;
@@ -348,6 +351,7 @@ impl<T: Float> Ce<'_, T> {
     /// One sample whose c logits are contiguous (`x`, and `q` in probability mode); writes the
     /// gradient into `g` when GRAD. Returns the loss.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn row<const GRAD: bool>(&self, x: &[T], q: &[T], g: &mut [T], y: usize, ignored: bool, sc: T, buf: &mut [T; CHUNK]) -> T {
         let c = self.c;
         if ignored {
@@ -431,6 +435,7 @@ impl<T: Float> Ce<'_, T> {
     /// A tile of rr samples whose class j values are x[base + j·cs + r], r < rr (likewise q and
     /// the gradient g). Writes the losses to st.loss.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn tile<const GRAD: bool>(&self, x: &[T], q: &[T], g: RawOut<T>, base: usize, cs: usize, rr: usize, st: &mut TileState<T>) {
         let c = self.c;
         let w = self.w;

@@ -335,14 +335,12 @@ fn multilabel_typed<'py, T: Float + Element>(
     let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
     check_len("input", x.len(), rows * c)?;
     check_len("target", t.len(), rows * c)?;
-    if let Some(w) = &w {
-        if w.len() != c && w.len() != rows * c {
-            return Err(PyValueError::new_err(format!(
-                "weight: has {} elements, expected {c} (per class) or {} (per element)",
-                w.len(),
-                rows * c
-            )));
-        }
+    if let Some(w) = w.as_ref().filter(|w| w.len() != c && w.len() != rows * c) {
+        return Err(PyValueError::new_err(format!(
+            "weight: has {} elements, expected {c} (per class) or {} (per element)",
+            w.len(),
+            rows * c
+        )));
     }
     if let Some(g) = &go {
         check_len("grad_output", g.len(), rows)?;
