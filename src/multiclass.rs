@@ -136,6 +136,24 @@ impl Acc {
         self.lanes[self.k % LANES] += v;
         self.k += 1;
     }
+    /// `add` for each of `v` in order (whole lane groups as vector adds: the same sums).
+    #[inline(always)]
+    fn add_all<T: Float>(&mut self, v: &[T]) {
+        let mut i = 0;
+        while i < v.len() && self.k % LANES != 0 {
+            self.add(v[i].to_f64());
+            i += 1;
+        }
+        let mut groups = v[i..].chunks_exact(LANES);
+        for g in &mut groups {
+            let g: &[T; LANES] = g.try_into().unwrap();
+            reduce::add_lanes(&mut self.lanes, &g.map(T::to_f64));
+            self.k += LANES;
+        }
+        for &t in groups.remainder() {
+            self.add(t.to_f64());
+        }
+    }
     fn total(self) -> f64 {
         reduce::sum_lanes(self.lanes)
     }
@@ -317,33 +335,59 @@ struct Ce<'a, T> {
 struct TileState<T> {
     y: [usize; TILE],
     ignored: [bool; TILE],
+    /// The target as u32 (u32::MAX for an ignored sample) and 1 / 0 for kept / ignored samples:
+    /// what the column kernel's vector loops compare against.
+    yi: [u32; TILE],
+    keep: [u32; TILE],
     sc: [T; TILE],
     loss: [T; TILE],
 }
 
 impl<T: Float> TileState<T> {
     fn new() -> Self {
-        TileState { y: [0; TILE], ignored: [false; TILE], sc: [T::ZERO; TILE], loss: [T::ZERO; TILE] }
+        TileState {
+            y: [0; TILE],
+            ignored: [false; TILE],
+            yi: [0; TILE],
+            keep: [1; TILE],
+            sc: [T::ZERO; TILE],
+            loss: [T::ZERO; TILE],
+        }
     }
 }
 
 impl<T: Float> Ce<'_, T> {
-    /// Target and gradient factor of the samples first..first + rr into `st`.
+    /// Target and gradient factor of the samples first..first + rr into `st` (branches hoisted
+    /// out of the loops, which vectorise).
     #[inline(always)]
     fn load(&self, first: usize, rr: usize, st: &mut TileState<T>) {
-        for r in 0..rr {
-            let q = first + r;
-            let sc = self.go.map_or(self.scale, |g| g[q]);
-            if self.prob {
+        let go = self.go.map(|g| &g[first..first + rr]);
+        if self.prob {
+            for r in 0..rr {
                 st.ignored[r] = false;
                 st.y[r] = 0;
-                st.sc[r] = sc;
-            } else {
-                let t = self.y[q];
-                let ign = t == self.ignore_index;
-                st.ignored[r] = ign;
-                st.y[r] = if ign { 0 } else { t as usize };
-                st.sc[r] = if ign { T::ZERO } else { sc };
+                st.yi[r] = u32::MAX;
+                st.keep[r] = 1;
+                st.sc[r] = self.scale;
+            }
+            if let Some(go) = go {
+                st.sc[..rr].copy_from_slice(go);
+            }
+            return;
+        }
+        let (y, ig) = (&self.y[first..first + rr], self.ignore_index);
+        for r in 0..rr {
+            let t = y[r];
+            let ign = t == ig;
+            st.ignored[r] = ign;
+            st.y[r] = if ign { 0 } else { t as usize };
+            st.yi[r] = if ign { u32::MAX } else { t as u32 };
+            st.keep[r] = !ign as u32;
+            st.sc[r] = if ign { T::ZERO } else { self.scale };
+        }
+        if let Some(go) = go {
+            for r in 0..rr {
+                st.sc[r] = if st.ignored[r] { T::ZERO } else { go[r] };
             }
         }
     }
@@ -451,20 +495,18 @@ impl<T: Float> Ce<'_, T> {
         }
         let mut s = [0.0f64; TILE];
         let s = &mut s[..rr];
+        let mut ebuf = [T::ZERO; TILE];
         for j in 0..c {
             let xs = &x[run(j)..run(j) + rr];
-            if GRAD {
-                // SAFETY: this tile's run of class j; no other tile touches it.
-                let gs = unsafe { g.run(run(j), rr) };
-                for r in 0..rr {
-                    let e = (xs[r] - m[r]).exp();
-                    gs[r] = e;
-                    s[r] += e.to_f64();
-                }
-            } else {
-                for r in 0..rr {
-                    s[r] += (xs[r] - m[r]).exp().to_f64();
-                }
+            // SAFETY: this tile's run of class j; no other tile touches it.
+            let e: &mut [T] = if GRAD { unsafe { g.run(run(j), rr) } } else { &mut ebuf[..rr] };
+            // Two loops: the exponentials alone vectorise at T's full width (mixed with the f64
+            // accumulation they would run at f64's).
+            for r in 0..rr {
+                e[r] = (xs[r] - m[r]).exp();
+            }
+            for r in 0..rr {
+                s[r] += e[r].to_f64();
             }
         }
         let mut st_s = [T::ONE; TILE];
@@ -505,60 +547,53 @@ impl<T: Float> Ce<'_, T> {
             }
             return;
         }
+        // Index targets, with vector loops across the tile's samples only: the target's logit and
+        // weight are picked by a select while sweeping the classes (no gathers), and the target's
+        // share of the gradient is subtracted the same way.
+        let mut xy = [T::ZERO; TILE];
+        let mut wy = [T::ZERO; TILE];
         let mut sm = [0.0f64; TILE];
-        if self.smooth {
-            for j in 0..c {
-                let (xs, wj) = (&x[run(j)..run(j) + rr], w[j]);
+        for j in 0..c {
+            let (xs, wj, jj) = (&x[run(j)..run(j) + rr], w[j], j as u32);
+            for r in 0..rr {
+                let hit = st.yi[r] == jj;
+                xy[r] = if hit { xs[r] } else { xy[r] };
+                wy[r] = if hit { wj } else { wy[r] };
+            }
+            if self.smooth {
                 for r in 0..rr {
                     sm[r] += (wj * (m[r] - xs[r])).to_f64();
                 }
             }
         }
+        let mut share = [T::ZERO; TILE];
         for r in 0..rr {
-            let y = st.y[r];
-            let wy = w[y];
-            let nll = (m[r] - x[run(y) + r]) + l[r];
+            let nll = (m[r] - xy[r]) + l[r];
             let sc = st.sc[r];
-            if self.smooth {
-                st.loss[r] = ome * wy * nll + epc * (T::from_f64(sm[r]) + self.wsum * l[r]);
-                coef[r] = sc * (ome * wy + epc * self.wsum) / st_s[r];
+            let keep = st.keep[r] != 0;
+            let loss = if self.smooth {
+                coef[r] = sc * (ome * wy[r] + epc * self.wsum) / st_s[r];
                 b[r] = sc * epc;
+                share[r] = sc * ome * wy[r];
+                ome * wy[r] * nll + epc * (T::from_f64(sm[r]) + self.wsum * l[r])
             } else {
-                st.loss[r] = wy * nll;
-                coef[r] = sc * wy / st_s[r];
-            }
-            if st.ignored[r] {
-                st.loss[r] = T::ZERO;
-            }
+                coef[r] = sc * wy[r] / st_s[r];
+                share[r] = sc * wy[r];
+                wy[r] * nll
+            };
+            st.loss[r] = if keep { loss } else { T::ZERO };
         }
         if !GRAD {
             return;
         }
         for j in 0..c {
+            let (wj, jj) = (w[j], j as u32);
             // SAFETY: as above.
             let gs = unsafe { g.run(run(j), rr) };
-            if self.smooth {
-                let wj = w[j];
-                for r in 0..rr {
-                    gs[r] = gs[r] * coef[r] - b[r] * wj;
-                }
-            } else {
-                for r in 0..rr {
-                    gs[r] = gs[r] * coef[r];
-                }
-            }
-        }
-        for r in 0..rr {
-            let y = st.y[r];
-            // SAFETY: as above (one element of this tile).
-            let gy = unsafe { g.run(run(y) + r, 1) };
-            let share = if self.smooth { st.sc[r] * ome * w[y] } else { st.sc[r] * w[y] };
-            gy[0] = gy[0] - share;
-            if st.ignored[r] {
-                for j in 0..c {
-                    // SAFETY: as above.
-                    unsafe { g.run(run(j) + r, 1)[0] = T::ZERO };
-                }
+            for r in 0..rr {
+                let v = if self.smooth { gs[r] * coef[r] - b[r] * wj } else { gs[r] * coef[r] };
+                let v = v - if st.yi[r] == jj { share[r] } else { T::ZERO };
+                gs[r] = if st.keep[r] != 0 { v } else { T::ZERO };
             }
         }
     }
@@ -573,12 +608,9 @@ impl<T: Float> Ce<'_, T> {
         let mut st = TileState::new();
         let mut buf = [T::ZERO; CHUNK];
         let mut finish = |first: usize, rr: usize, st: &TileState<T>| {
-            for r in 0..rr {
-                let l = st.loss[r];
-                acc.add(l.to_f64());
-                if store {
-                    value[first + r - samples.start] = l;
-                }
+            acc.add_all(&st.loss[..rr]);
+            if store {
+                value[first - samples.start..][..rr].copy_from_slice(&st.loss[..rr]);
             }
         };
         match blk {
@@ -632,26 +664,61 @@ impl<T: Float> Ce<'_, T> {
     }
 }
 
-/// xt[j·rr + r] = x[r·c + j]
-#[inline(always)]
-fn transpose_in<T: Float>(x: &[T], xt: &mut [T], c: usize, rr: usize) {
-    for r in 0..rr {
-        let row = &x[r * c..(r + 1) * c];
-        for j in 0..c {
-            xt[j * rr + r] = row[j];
+/// Calls `$f::<T, C>` with the constant C equal to `$c` (1 ≤ c < SMALL_C = 16).
+macro_rules! with_small_c {
+    ($c:expr, $f:ident, ($($arg:expr),*)) => {
+        match $c {
+            1 => $f::<T, 1>($($arg),*),
+            2 => $f::<T, 2>($($arg),*),
+            3 => $f::<T, 3>($($arg),*),
+            4 => $f::<T, 4>($($arg),*),
+            5 => $f::<T, 5>($($arg),*),
+            6 => $f::<T, 6>($($arg),*),
+            7 => $f::<T, 7>($($arg),*),
+            8 => $f::<T, 8>($($arg),*),
+            9 => $f::<T, 9>($($arg),*),
+            10 => $f::<T, 10>($($arg),*),
+            11 => $f::<T, 11>($($arg),*),
+            12 => $f::<T, 12>($($arg),*),
+            13 => $f::<T, 13>($($arg),*),
+            14 => $f::<T, 14>($($arg),*),
+            15 => $f::<T, 15>($($arg),*),
+            _ => unreachable!("c < SMALL_C"),
         }
-    }
+    };
 }
 
-/// g[r·c + j] = gt[j·rr + r]
+/// xt[j·rr + r] = x[r·c + j] for c < SMALL_C. With c a constant, LLVM turns the row-major reads
+/// into wide loads and shuffles (an interleaved access group) instead of one element at a time.
 #[inline(always)]
-fn transpose_out<T: Float>(gt: &[T], g: &mut [T], c: usize, rr: usize) {
-    for r in 0..rr {
-        let row = &mut g[r * c..(r + 1) * c];
-        for j in 0..c {
-            row[j] = gt[j * rr + r];
+fn transpose_in<T: Float>(x: &[T], xt: &mut [T], c: usize, rr: usize) {
+    #[inline(always)]
+    fn fixed<T: Float, const C: usize>(x: &[T], xt: &mut [T], rr: usize) {
+        let x = &x[..rr * C];
+        let xt = &mut xt[..rr * C];
+        for r in 0..rr {
+            for j in 0..C {
+                xt[j * rr + r] = x[r * C + j];
+            }
         }
     }
+    with_small_c!(c, fixed, (x, xt, rr))
+}
+
+/// g[r·c + j] = gt[j·rr + r] for c < SMALL_C (see `transpose_in`).
+#[inline(always)]
+fn transpose_out<T: Float>(gt: &[T], g: &mut [T], c: usize, rr: usize) {
+    #[inline(always)]
+    fn fixed<T: Float, const C: usize>(gt: &[T], g: &mut [T], rr: usize) {
+        let gt = &gt[..rr * C];
+        let g = &mut g[..rr * C];
+        for r in 0..rr {
+            for j in 0..C {
+                g[r * C + j] = gt[j * rr + r];
+            }
+        }
+    }
+    with_small_c!(c, fixed, (gt, g, rr))
 }
 
 /// Evaluates a cross-entropy: returns Σ of the per-sample losses (f64) when `sum` is set, writes
@@ -661,6 +728,7 @@ pub fn cross_entropy<T: Float>(p: &CrossEntropy<T>, out: RowOutputs<T>, sum: boo
     let Layout { c, s, .. } = p.layout;
     assert_eq!(p.x.len(), p.layout.len(), "input length");
     assert!(c > 0 || p.layout.is_empty(), "no classes");
+    assert!(c < u32::MAX as usize, "class indices are kept as u32");
     let (y, ignore_index, q, prob) = match p.target {
         Target::Index { y, ignore_index } => {
             assert_eq!(y.len(), p.layout.samples(), "target length");

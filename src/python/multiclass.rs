@@ -89,6 +89,10 @@ fn cross_entropy_typed<'py, T: Float + Element>(
     if layout.c == 0 && !layout.is_empty() {
         return Err(PyValueError::new_err("input: the class axis is empty"));
     }
+    if layout.c >= u32::MAX as usize {
+        // The kernels keep class indices as u32 (u32::MAX marks an ignored sample).
+        return Err(PyValueError::new_err(format!("input: {} classes are more than supported", layout.c)));
+    }
     let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
     let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
     let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
