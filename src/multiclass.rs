@@ -140,7 +140,7 @@ impl Acc {
     #[inline(always)]
     fn add_all<T: Float>(&mut self, v: &[T]) {
         let mut i = 0;
-        while i < v.len() && self.k % LANES != 0 {
+        while i < v.len() && !self.k.is_multiple_of(LANES) {
             self.add(v[i].to_f64());
             i += 1;
         }
@@ -839,9 +839,14 @@ pub fn nll<T: Float>(
                 }
             }
         }
+        // Sample q = i·s + k of this block (no division per sample: a block is rows, or one i).
+        let (i0, k0, per_i) = match &blk {
+            Block::Rows(rows) => (rows.start, 0, true),
+            Block::Columns { i, ks } => (*i, ks.start, false),
+        };
         let mut acc = Acc::new();
-        for q in samples.clone() {
-            let (i, k) = (q / s, q % s);
+        for (d, q) in samples.clone().enumerate() {
+            let (i, k) = if per_i { (i0 + d, 0) } else { (i0, k0 + d) };
             let t = y[q];
             let loss = if t == ignore_index {
                 T::ZERO
