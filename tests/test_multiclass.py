@@ -766,3 +766,48 @@ def test_out_of_bounds_class_is_reported_before_anything_is_written():
     with pytest.raises(IndexError, match="class index 5 is out of bounds for 5 classes"):
         fl.cross_entropy.grad(x, y, out=out)
     assert (out == 3.0).all()
+
+
+_LEVEL_SCRIPT = r"""
+import hashlib, numpy as np, fastloss as fl
+rng = np.random.default_rng(0)
+h = hashlib.sha256()
+for shape in [(300, 10), (50, 1000), (4, 7, 30, 20), (2000, 3)]:
+    for dt in (np.float32, np.float64):
+        x = (rng.standard_normal(shape) * 5).astype(dt)
+        c = shape[1]
+        y = rng.integers(0, c, shape[:1] + shape[2:])
+        q = rng.random(shape).astype(dt)
+        w = rng.uniform(0.5, 2, c).astype(dt)
+        for args, kw in [((x, y), {}), ((x, y), {"weight": w, "label_smoothing": 0.1}), ((x, q), {"weight": w})]:
+            for red in ("none", "mean", "sum"):
+                v, g = fl.cross_entropy.value_and_grad(*args, reduction=red, **kw)
+                h.update(np.asarray(v).tobytes()); h.update(g.tobytes())
+        if len(shape) == 2:
+            for name, a in [("nll_loss", (x, y)), ("multi_margin_loss", (x, y)),
+                            ("multilabel_soft_margin_loss", (x, (q > 0.5).astype(dt)))]:
+                v, g = getattr(fl, name).value_and_grad(*a, reduction="none")
+                h.update(v.tobytes()); h.update(g.tobytes())
+print(fl.simd_level(), h.hexdigest())
+"""
+
+
+def test_simd_levels_agree_bitwise():
+    """No FMA and branch-free elementary functions: every SIMD level gives the same bits."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("sse2 is the x86-64 baseline")
+    digests = {}
+    for level in ("sse2", "avx2", "avx512"):
+        env = {k: v for k, v in os.environ.items() if k != "FASTLOSS_SIMD"}
+        env["FASTLOSS_SIMD"] = level
+        r = subprocess.run([sys.executable, "-c", _LEVEL_SCRIPT], env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        got_level, digest = r.stdout.split()
+        digests[got_level] = digest
+    assert len(set(digests.values())) == 1, digests
