@@ -805,7 +805,9 @@ pub fn cross_entropy<T: Float>(p: &CrossEntropy<T>, out: RowOutputs<T>, sum: boo
 // ------------------------------------------------------------------------------------------------
 
 /// NLL on log-probabilities x: loss −w[y]·x_y per sample (0 for ignored samples), gradient
-/// −w[y]·factor at the target and 0 elsewhere. Class indices must have been checked.
+/// −w[y]·factor at the target and 0 elsewhere (`grad_zeroed`: the gradient buffer is known to
+/// hold zeros already, e.g. fresh from calloc, so only the targets are written). Class indices
+/// must have been checked.
 #[allow(clippy::too_many_arguments)]
 pub fn nll<T: Float>(
     x: &[T],
@@ -816,6 +818,7 @@ pub fn nll<T: Float>(
     grad_output: Option<&[T]>,
     scale: f64,
     out: RowOutputs<T>,
+    grad_zeroed: bool,
 ) -> f64 {
     let Layout { c, s, .. } = layout;
     assert_eq!(x.len(), layout.len());
@@ -828,7 +831,7 @@ pub fn nll<T: Float>(
         let samples = blk.samples(s);
         // SAFETY: blocks own disjoint sample ranges.
         let value = unsafe { values.slice(samples.clone()) };
-        if grad {
+        if grad && !grad_zeroed {
             match &blk {
                 // SAFETY: the block's rows / runs along s belong to it only.
                 Block::Rows(rows) => unsafe { g.run(rows.start * c, rows.len() * c) }.fill(T::ZERO),
@@ -961,7 +964,8 @@ impl<T: Float> MultiMargin<'_, T> {
                     b[j] = if j0 + j != t && z > T::ZERO { h } else { T::ZERO };
                 }
             });
-            let loss = T::from_f64(total) * self.inv_c;
+            // /C in f64 before rounding to T: a row sum beyond T's range need not overflow.
+            let loss = T::from_f64(total / c as f64);
             if GRAD {
                 let sc = self.go.map_or(self.scale, |go| go[i]) * wy * self.inv_c;
                 // SAFETY: row i belongs to this block only.
@@ -1098,7 +1102,8 @@ impl<T: Float> MultiLabel<'_, T> {
                     gr[j] = wr[j] * (sig - yr[j]) * sc;
                 }
             }
-            let loss = T::from_f64(total) / self.cf;
+            // /C in f64 before rounding to T: a row sum beyond T's range need not overflow.
+            let loss = T::from_f64(total / c as f64);
             acc.add(loss.to_f64());
             if !value.is_empty() {
                 value[i - rows.start] = loss;

@@ -181,6 +181,10 @@ def _ml_bound(args, kwargs, grad_output, dtype):
         e = np.exp(-np.abs(x))
         lp, ln = np.minimum(x, 0) - np.log1p(e), np.minimum(-x, 0) - np.log1p(e)
         vb = ((np.abs(t * lp) + np.abs((1 - t) * ln) + np.abs(t) + 1) * w).sum(axis=-1) / c
+        # A weighted per-element term beyond the dtype's range is inf in the dtype (as in PyTorch), while
+        # the float64 reference stays finite: unbounded there.
+        big = (np.abs(t * lp) + np.abs((1 - t) * ln)) * w > np.finfo(dtype).max / 2
+        vb = np.where(big.any(axis=-1) if c else False, np.inf, vb)
         rows = x.size // c if c else 0
         sig = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         f = _sample_factor(kwargs, grad_output, x.shape[:-1], rows).reshape(x.shape[:-1] + (1,))

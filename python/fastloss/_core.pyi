@@ -53,6 +53,7 @@ def nll_loss(
     grad_output: np.ndarray | None,
     value_out: np.ndarray | None,
     grad_out: np.ndarray | None,
+    grad_zeroed: bool = False,
 ) -> tuple[float, float]: ...
 def multi_margin_loss(
     input: np.ndarray,

@@ -233,10 +233,15 @@ def nll_loss(input, target, *, weight=None, ignore_index=-100, reduction="mean",
              grad_output, out):
     """Negative log-likelihood −w[y]·input[y] over the class axis (input holds log-probabilities)."""
     a, ignore_index = nll_args(input, target, weight, ignore_index, reduction)
-    scale, go, value_out, g = _outputs(a, reduction, want_value, want_grad, grad_output, out)
+    # The gradient is zero but at the targets: a fresh buffer comes from np.zeros (calloc: pages the
+    # OS hands out zeroed), so the kernel writes the targets only; a caller's out= is cleared by it.
+    fresh = want_grad and out is None
+    scale, go, value_out, g = _outputs(a, reduction, want_value, want_grad, grad_output,
+                                       np.zeros(a.x.shape, a.dtype) if fresh else out)
     x, t, w, go = unalias([a.x, a.target, a.weight, go], [g])
     n, c, s = a.layout
-    total, divisor = _core.nll_loss(x, t, w, n, c, s, ignore_index, reduction == "mean", scale, go, value_out, g)
+    total, divisor = _core.nll_loss(x, t, w, n, c, s, ignore_index, reduction == "mean", scale, go, value_out, g,
+                                    fresh)
     value = finish_value(total, divisor, reduction, a.dtype, value_out) if want_value else None
     return value, g
 

@@ -174,6 +174,7 @@ fn cross_entropy<'py>(
 
 // ------------------------------------------------------------------------------------------------
 
+#[allow(clippy::too_many_arguments)]
 fn nll_typed<'py, T: Float + Element>(
     py: Python<'py>,
     a: Common<'_, 'py>,
@@ -182,6 +183,7 @@ fn nll_typed<'py, T: Float + Element>(
     ignore_index: i64,
     mean: bool,
     scale: f64,
+    grad_zeroed: bool,
 ) -> PyResult<(f64, f64)> {
     let x = readonly::<T>(a.input, "input")?;
     let t = readonly::<i64>(target, "target")?;
@@ -210,15 +212,16 @@ fn nll_typed<'py, T: Float + Element>(
         .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
     let scale = if mean { scale / divisor } else { scale };
     let total = run(py, layout.len(), || {
-        multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, RowOutputs { value, grad })
+        multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, RowOutputs { value, grad }, grad_zeroed)
     });
     Ok((total, divisor))
 }
 
 /// NLL over axis 1 of an (n, c, s) input of log-probabilities with int64 class indices.
-/// Returns (Σ losses, divisor of a mean), like `cross_entropy`.
+/// Returns (Σ losses, divisor of a mean), like `cross_entropy`. `grad_zeroed`: `grad_out` already
+/// holds zeros (only the target entries are written).
 #[pyfunction]
-#[pyo3(signature = (input, target, weight, n, c, s, ignore_index, mean, scale, grad_output, value_out, grad_out))]
+#[pyo3(signature = (input, target, weight, n, c, s, ignore_index, mean, scale, grad_output, value_out, grad_out, grad_zeroed=false))]
 #[allow(clippy::too_many_arguments)]
 fn nll_loss<'py>(
     py: Python<'py>,
@@ -234,13 +237,14 @@ fn nll_loss<'py>(
     grad_output: Option<&Array<'py>>,
     value_out: Option<&Array<'py>>,
     grad_out: Option<&Array<'py>>,
+    grad_zeroed: bool,
 ) -> PyResult<(f64, f64)> {
     let layout = Layout { n, c, s };
     let a = Common { input, weight, grad_output, value_out, grad_out };
     if is_dtype::<f32>(py, input) {
-        nll_typed::<f32>(py, a, target, layout, ignore_index, mean, scale)
+        nll_typed::<f32>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
     } else if is_dtype::<f64>(py, input) {
-        nll_typed::<f64>(py, a, target, layout, ignore_index, mean, scale)
+        nll_typed::<f64>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
     } else {
         Err(float_dtype_error(input))
     }
