@@ -970,10 +970,12 @@ impl<T: Float> MultiMargin<'_, T> {
                 let sc = self.go.map_or(self.scale, |go| go[i]) * wy * self.inv_c;
                 // SAFETY: row i belongs to this block only.
                 let gr = unsafe { g.run(i * c, c) };
+                // (2·factor)·z, in PyTorch's order: 2·z alone can overflow where the result does not.
+                let sc2 = T::TWO * sc;
                 for j in 0..c {
                     let z = margin - xy + xr[j];
-                    let d = if squared { T::TWO * z } else { T::ONE };
-                    gr[j] = if j != t && z > T::ZERO { d * sc } else { T::ZERO };
+                    let d = if squared { sc2 * z } else { sc };
+                    gr[j] = if j != t && z > T::ZERO { d } else { T::ZERO };
                 }
                 gr[t] = -T::from_f64(sum64(gr));
             }

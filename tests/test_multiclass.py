@@ -162,6 +162,8 @@ def _mm_bound(args, kwargs, grad_output, dtype):
         # The row's sum Σ w·z^p (before /C) near the dtype's max may round to inf in one summation order
         # and not in another: unbounded there.
         vb = np.where(vb * c > np.finfo(dtype).max / 4, np.inf, vb)
+        # z^p itself beyond the dtype's range: inf in the dtype, NaN once weighted by 0 (PyTorch too).
+        vb = np.where((np.where(active, np.abs(z), 0.0) ** p > np.finfo(dtype).max / 2).any(axis=1), np.inf, vb)
         f = _sample_factor(kwargs, grad_output, (rows,) if np.ndim(t) else (), rows)
         gb = np.where(active, (1.0 if p == 1 else 2 * (np.abs(z) + zops)) * wy / c, 0.0) * f
         gb[r, y] = gb.sum(axis=1)
@@ -216,9 +218,13 @@ def check(name, args, kwargs, grad_output=None, what=""):
     # A bound that cannot be formed (0·inf for an ignored sample or an inactive term) counts as 0: strict.
     vb, gb = np.nan_to_num(vb, nan=0.0, posinf=np.inf), np.nan_to_num(gb, nan=0.0, posinf=np.inf)
     e = _eps(dtype)
+    unbounded = np.isinf(vb)  # an intermediate overflows the dtype (as in PyTorch): not compared
     if reduction == "none":
         tol = K * e * vb.reshape(wv.shape) + K * ulp(wv, dtype)
-        assert_close(gv, wv, np.nan_to_num(tol, nan=0.0, posinf=np.inf), dtype=dtype, what=f"{label} value")
+        assert_close(gv, wv, np.nan_to_num(tol, nan=0.0, posinf=np.inf), dtype=dtype, what=f"{label} value",
+                     skip=unbounded.reshape(wv.shape))
+    elif unbounded.any():
+        pass
     else:
         with np.errstate(all="ignore"):
             terms = np.abs(np.asarray(ref(*args, **{**kwargs, "reduction": "none"})).astype(np.float64))
@@ -506,6 +512,12 @@ def _elements(dtype):
                      st.floats(width=width, allow_nan=True, allow_infinity=True))
 
 
+# Weights are multiplied into the gradient factor in the computation dtype (as in PyTorch: a float32 mean
+# over a subnormal Σw gives an infinite 1/Σw), so adversarial weights only test that rounding: keep them 0
+# or of magnitude 1/8 to 4, as tests/test_regression.py does.
+_MODERATE = st.one_of(st.just(0.0), st.floats(0.125, 4.0, width=32))
+
+
 @st.composite
 def _case(draw, name, dtype):
     if name in ("cross_entropy", "nll_loss"):
@@ -522,7 +534,7 @@ def _case(draw, name, dtype):
     c = (shape[1] if len(shape) > 1 else shape[0]) if name != "multilabel_soft_margin_loss" else shape[-1]
     kw = {"reduction": draw(st.sampled_from(REDUCTIONS))}
     if name != "multilabel_soft_margin_loss" and draw(st.booleans()):
-        kw["weight"] = draw(hnp.arrays(dtype, (c,), elements=st.floats(0, 4, width=32)))
+        kw["weight"] = draw(hnp.arrays(dtype, (c,), elements=_MODERATE))
     if name in ("cross_entropy", "nll_loss"):
         tshape = shape[:1] + shape[2:] if len(shape) > 1 else ()
         prob = name == "cross_entropy" and draw(st.booleans())
@@ -542,7 +554,7 @@ def _case(draw, name, dtype):
     else:
         t = draw(hnp.arrays(dtype, shape, elements=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1, width=32))))
         if draw(st.booleans()):
-            kw["weight"] = draw(hnp.arrays(dtype, (c,), elements=st.floats(0, 4, width=32)))
+            kw["weight"] = draw(hnp.arrays(dtype, (c,), elements=_MODERATE))
         vshape = shape[:-1]
     go = None
     if draw(st.booleans()):
