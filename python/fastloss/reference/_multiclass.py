@@ -146,7 +146,9 @@ def multi_margin_loss(input, target, *, p=1, margin=1.0, weight=None, reduction=
         value = _value(losses_, rows, reduction, a) if want_value else None
         if not want_grad:
             return value, None
-        d = np.where(active, (1.0 if p == 1 else 2 * z) * wy / c, 0.0) * _factor(a, reduction, grad_output, rows)
+        # ∂/∂x_j = factor·w_y/C·(1 or 2·z_j), formed as PyTorch does ((2·g)·z: 2·z alone may overflow).
+        g = _factor(a, reduction, grad_output, rows) * wy / c
+        d = np.where(active, g if p == 1 else (2 * g) * z, 0.0)
         d[r, y] = -d.sum(axis=1)
     return value, store_grad(d.reshape(a.x.shape), out, a.dtype)
 
