@@ -459,12 +459,12 @@ impl<T: Float> Ce<'_, T> {
         }
         // Label smoothing: (1 − ε)·w_y·nll + (ε/C)·Σ_j w_j·((m − x_j) + L).
         let (ome, epc) = (self.ome, self.epc);
-        let sm = T::from_f64(map_sum(c, buf, |r, b| {
+        let sm = map_sum(c, buf, |r, b| {
             let (xs, ws) = (&x[r.clone()], &w[r]);
             for j in 0..b.len() {
                 b[j] = ws[j] * (m - xs[j]);
             }
-        }));
+        });
         if GRAD {
             let a = sc * (ome * wy + epc * self.wsum) / st;
             let b = sc * epc;
@@ -473,7 +473,9 @@ impl<T: Float> Ce<'_, T> {
             }
             g[y] = g[y] - sc * ome * wy;
         }
-        ome * wy * nll + epc * (sm + self.wsum * l)
+        // The smoothing term scaled in f64 before rounding: Σ_j w_j·(m − x_j) may exceed T's range
+        // where (ε/C)·Σ does not.
+        ome * wy * nll + T::from_f64(epc.to_f64() * (sm + (self.wsum * l).to_f64()))
     }
 
     /// A tile of rr samples whose class j values are x[base + j·cs + r], r < rr (likewise q and
@@ -575,7 +577,7 @@ impl<T: Float> Ce<'_, T> {
                 coef[r] = sc * (ome * wy[r] + epc * self.wsum) / st_s[r];
                 b[r] = sc * epc;
                 share[r] = sc * ome * wy[r];
-                ome * wy[r] * nll + epc * (T::from_f64(sm[r]) + self.wsum * l[r])
+                ome * wy[r] * nll + T::from_f64(epc.to_f64() * (sm[r] + (self.wsum * l[r]).to_f64()))
             } else {
                 coef[r] = sc * wy[r] / st_s[r];
                 share[r] = sc * wy[r];
