@@ -108,3 +108,60 @@ def classification(
     p2: float = 0.0,
 ) -> float: ...
 def first_outside_unit(x: np.ndarray) -> int | None: ...
+
+# multiclass (src/python/multiclass.rs)
+def cross_entropy(
+    input: np.ndarray,
+    target: np.ndarray,
+    weight: np.ndarray | None,
+    n: int,
+    c: int,
+    s: int,
+    ignore_index: int,
+    label_smoothing: float,
+    mean: bool,
+    scale: float,
+    grad_output: np.ndarray | None,
+    sum: bool,
+    value_out: np.ndarray | None,
+    grad_out: np.ndarray | None,
+) -> tuple[float, float]: ...
+def nll_loss(
+    input: np.ndarray,
+    target: np.ndarray,
+    weight: np.ndarray | None,
+    n: int,
+    c: int,
+    s: int,
+    ignore_index: int,
+    mean: bool,
+    scale: float,
+    grad_output: np.ndarray | None,
+    value_out: np.ndarray | None,
+    grad_out: np.ndarray | None,
+    grad_zeroed: bool = False,
+) -> tuple[float, float]: ...
+def multi_margin_loss(
+    input: np.ndarray,
+    target: np.ndarray,
+    rows: int,
+    c: int,
+    p: int,
+    margin: float,
+    weight: np.ndarray | None,
+    scale: float,
+    grad_output: np.ndarray | None,
+    value_out: np.ndarray | None,
+    grad_out: np.ndarray | None,
+) -> float: ...
+def multilabel_soft_margin_loss(
+    input: np.ndarray,
+    target: np.ndarray,
+    rows: int,
+    c: int,
+    weight: np.ndarray | None,
+    scale: float,
+    grad_output: np.ndarray | None,
+    value_out: np.ndarray | None,
+    grad_out: np.ndarray | None,
+) -> float: ...

@@ -1,8 +1,396 @@
 //! Bindings for the multiclass kernels (`crate::multiclass`).
+//!
+//! The Python layer (`fastloss._multiclass`) validates shapes and options and passes C-contiguous
+//! arrays of the computation dtype (class indices as int64) with the (n, c, s) view of the input.
+//! These functions re-check every length (a wrong call raises, never reads out of bounds), check
+//! the class indices before anything is written (IndexError), and run the kernel without the GIL.
 
+use numpy::{Element, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use crate::float::Float;
+use crate::multiclass::{self, CrossEntropy, Layout, RowOutputs, Target};
+
 /// Adds this family's functions to `_core`.
-pub(super) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(nll_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(multi_margin_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(multilabel_soft_margin_loss, m)?)?;
     Ok(())
+}
+
+/// Releasing and re-taking the GIL costs more than kernels on fewer elements.
+const DETACH_MIN: usize = 4096;
+
+fn run<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
+    if len < DETACH_MIN { f() } else { py.detach(f) }
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> PyResult<()> {
+    if got != want {
+        return Err(PyValueError::new_err(format!("{what}: has {got} elements, expected {want}")));
+    }
+    Ok(())
+}
+
+fn out_of_bounds(t: i64, c: usize, ignore_index: Option<i64>) -> PyErr {
+    let ignore = ignore_index.map_or(String::new(), |i| format!(", or ignore_index={i}"));
+    PyIndexError::new_err(format!(
+        "target: class index {t} is out of bounds for {c} classes (expected 0 <= index < {c}{ignore})"
+    ))
+}
+
+fn float_dtype_error(input: &Array<'_>) -> PyErr {
+    PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype()))
+}
+
+/// The shared arguments of the row-wise bindings, borrowed for one dtype.
+struct Common<'a, 'py> {
+    input: &'a Array<'py>,
+    weight: Option<&'a Array<'py>>,
+    grad_output: Option<&'a Array<'py>>,
+    value_out: Option<&'a Array<'py>>,
+    grad_out: Option<&'a Array<'py>>,
+}
+
+// ------------------------------------------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+fn cross_entropy_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    a: Common<'_, 'py>,
+    target: &Array<'py>,
+    layout: Layout,
+    ignore_index: i64,
+    smoothing: f64,
+    mean: bool,
+    scale: f64,
+    sum: bool,
+) -> PyResult<(f64, f64)> {
+    let x = readonly::<T>(a.input, "input")?;
+    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
+    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
+    check_len("input", x.len(), layout.len())?;
+    if let Some(w) = &w {
+        check_len("weight", w.len(), layout.c)?;
+    }
+    if let Some(g) = &go {
+        check_len("grad_output", g.len(), layout.samples())?;
+    }
+    if let Some(v) = &vo {
+        check_len("value out", v.len(), layout.samples())?;
+    }
+    if let Some(g) = &gr {
+        check_len("out", g.len(), layout.len())?;
+    }
+    if layout.c == 0 && !layout.is_empty() {
+        return Err(PyValueError::new_err("input: the class axis is empty"));
+    }
+    if layout.c >= u32::MAX as usize {
+        // The kernels keep class indices as u32 (u32::MAX marks an ignored sample).
+        return Err(PyValueError::new_err(format!("input: {} classes are more than supported", layout.c)));
+    }
+    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
+    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
+    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
+    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
+    let xs = as_slice(&x, "input")?;
+    let len = layout.len();
+    if is_dtype::<i64>(py, target) {
+        let t = readonly::<i64>(target, "target")?;
+        check_len("target", t.len(), layout.samples())?;
+        let y = as_slice(&t, "target")?;
+        let divisor = run(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
+            .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
+        let scale = if mean { scale / divisor } else { scale };
+        let p = CrossEntropy {
+            x: xs,
+            layout,
+            target: Target::Index { y, ignore_index },
+            weight,
+            smoothing,
+            grad_output,
+            scale,
+        };
+        let total = run(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
+        Ok((total, divisor))
+    } else if is_dtype::<T>(py, target) {
+        let t = readonly::<T>(target, "target")?;
+        check_len("target", t.len(), len)?;
+        let q = as_slice(&t, "target")?;
+        let divisor = layout.samples() as f64;
+        let scale = if mean { scale / divisor } else { scale };
+        let p = CrossEntropy { x: xs, layout, target: Target::Prob(q), weight, smoothing, grad_output, scale };
+        let total = run(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
+        Ok((total, divisor))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "target: expected int64 class indices or probabilities of the input's dtype, got {}",
+            target.dtype()
+        )))
+    }
+}
+
+/// Softmax cross-entropy over axis 1 of an (n, c, s) input. `target` is int64 class indices
+/// (one per sample) or probabilities of the input's dtype and shape. Returns (Σ losses, divisor of
+/// a mean); the gradient factor is `scale` (over the divisor when `mean`), or `grad_output` per
+/// sample.
+#[pyfunction]
+#[pyo3(signature = (input, target, weight, n, c, s, ignore_index, label_smoothing, mean, scale, grad_output, sum, value_out, grad_out))]
+#[allow(clippy::too_many_arguments)]
+fn cross_entropy<'py>(
+    py: Python<'py>,
+    input: &Array<'py>,
+    target: &Array<'py>,
+    weight: Option<&Array<'py>>,
+    n: usize,
+    c: usize,
+    s: usize,
+    ignore_index: i64,
+    label_smoothing: f64,
+    mean: bool,
+    scale: f64,
+    grad_output: Option<&Array<'py>>,
+    sum: bool,
+    value_out: Option<&Array<'py>>,
+    grad_out: Option<&Array<'py>>,
+) -> PyResult<(f64, f64)> {
+    if !(0.0..=1.0).contains(&label_smoothing) {
+        return Err(PyValueError::new_err(format!("label_smoothing: got {label_smoothing}, expected 0 <= value <= 1")));
+    }
+    let layout = Layout { n, c, s };
+    let a = Common { input, weight, grad_output, value_out, grad_out };
+    if is_dtype::<f32>(py, input) {
+        cross_entropy_typed::<f32>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
+    } else if is_dtype::<f64>(py, input) {
+        cross_entropy_typed::<f64>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
+    } else {
+        Err(float_dtype_error(input))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+fn nll_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    a: Common<'_, 'py>,
+    target: &Array<'py>,
+    layout: Layout,
+    ignore_index: i64,
+    mean: bool,
+    scale: f64,
+    grad_zeroed: bool,
+) -> PyResult<(f64, f64)> {
+    let x = readonly::<T>(a.input, "input")?;
+    let t = readonly::<i64>(target, "target")?;
+    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
+    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
+    check_len("input", x.len(), layout.len())?;
+    check_len("target", t.len(), layout.samples())?;
+    if let Some(w) = &w {
+        check_len("weight", w.len(), layout.c)?;
+    }
+    if let Some(g) = &go {
+        check_len("grad_output", g.len(), layout.samples())?;
+    }
+    if let Some(v) = &vo {
+        check_len("value out", v.len(), layout.samples())?;
+    }
+    if let Some(g) = &gr {
+        check_len("out", g.len(), layout.len())?;
+    }
+    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
+    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
+    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
+    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
+    let (xs, y) = (as_slice(&x, "input")?, as_slice(&t, "target")?);
+    let divisor = run(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
+        .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
+    let scale = if mean { scale / divisor } else { scale };
+    let total = run(py, layout.len(), || {
+        multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, RowOutputs { value, grad }, grad_zeroed)
+    });
+    Ok((total, divisor))
+}
+
+/// NLL over axis 1 of an (n, c, s) input of log-probabilities with int64 class indices.
+/// Returns (Σ losses, divisor of a mean), like `cross_entropy`. `grad_zeroed`: `grad_out` already
+/// holds zeros (only the target entries are written).
+#[pyfunction]
+#[pyo3(signature = (input, target, weight, n, c, s, ignore_index, mean, scale, grad_output, value_out, grad_out, grad_zeroed=false))]
+#[allow(clippy::too_many_arguments)]
+fn nll_loss<'py>(
+    py: Python<'py>,
+    input: &Array<'py>,
+    target: &Array<'py>,
+    weight: Option<&Array<'py>>,
+    n: usize,
+    c: usize,
+    s: usize,
+    ignore_index: i64,
+    mean: bool,
+    scale: f64,
+    grad_output: Option<&Array<'py>>,
+    value_out: Option<&Array<'py>>,
+    grad_out: Option<&Array<'py>>,
+    grad_zeroed: bool,
+) -> PyResult<(f64, f64)> {
+    let layout = Layout { n, c, s };
+    let a = Common { input, weight, grad_output, value_out, grad_out };
+    if is_dtype::<f32>(py, input) {
+        nll_typed::<f32>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
+    } else if is_dtype::<f64>(py, input) {
+        nll_typed::<f64>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
+    } else {
+        Err(float_dtype_error(input))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+fn multi_margin_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    a: Common<'_, 'py>,
+    target: &Array<'py>,
+    rows: usize,
+    c: usize,
+    p: u32,
+    margin: f64,
+    scale: f64,
+) -> PyResult<f64> {
+    let x = readonly::<T>(a.input, "input")?;
+    let t = readonly::<i64>(target, "target")?;
+    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
+    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
+    check_len("input", x.len(), rows * c)?;
+    check_len("target", t.len(), rows)?;
+    if let Some(w) = &w {
+        check_len("weight", w.len(), c)?;
+    }
+    if let Some(g) = &go {
+        check_len("grad_output", g.len(), rows)?;
+    }
+    if let Some(v) = &vo {
+        check_len("value out", v.len(), rows)?;
+    }
+    if let Some(g) = &gr {
+        check_len("out", g.len(), rows * c)?;
+    }
+    let y = as_slice(&t, "target")?;
+    if let Some(&bad) = y.iter().find(|&&t| t < 0 || t as u64 >= c as u64) {
+        return Err(out_of_bounds(bad, c, None));
+    }
+    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
+    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
+    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
+    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
+    let xs = as_slice(&x, "input")?;
+    Ok(run(py, rows * c, || {
+        multiclass::multi_margin(xs, rows, c, y, p, margin, weight, grad_output, scale, RowOutputs { value, grad })
+    }))
+}
+
+/// PyTorch's multi_margin_loss on (rows, c) scores with int64 targets; returns Σ losses. The
+/// gradient factor is `scale` (1/rows folded in for a mean) or `grad_output` per row.
+#[pyfunction]
+#[pyo3(signature = (input, target, rows, c, p, margin, weight, scale, grad_output, value_out, grad_out))]
+#[allow(clippy::too_many_arguments)]
+fn multi_margin_loss<'py>(
+    py: Python<'py>,
+    input: &Array<'py>,
+    target: &Array<'py>,
+    rows: usize,
+    c: usize,
+    p: u32,
+    margin: f64,
+    weight: Option<&Array<'py>>,
+    scale: f64,
+    grad_output: Option<&Array<'py>>,
+    value_out: Option<&Array<'py>>,
+    grad_out: Option<&Array<'py>>,
+) -> PyResult<f64> {
+    if p != 1 && p != 2 {
+        return Err(PyValueError::new_err(format!("p: got {p}, expected 1 or 2")));
+    }
+    let a = Common { input, weight, grad_output, value_out, grad_out };
+    if is_dtype::<f32>(py, input) {
+        multi_margin_typed::<f32>(py, a, target, rows, c, p, margin, scale)
+    } else if is_dtype::<f64>(py, input) {
+        multi_margin_typed::<f64>(py, a, target, rows, c, p, margin, scale)
+    } else {
+        Err(float_dtype_error(input))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+fn multilabel_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    a: Common<'_, 'py>,
+    target: &Array<'py>,
+    rows: usize,
+    c: usize,
+    scale: f64,
+) -> PyResult<f64> {
+    let x = readonly::<T>(a.input, "input")?;
+    let t = readonly::<T>(target, "target")?;
+    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
+    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
+    check_len("input", x.len(), rows * c)?;
+    check_len("target", t.len(), rows * c)?;
+    if let Some(w) = w.as_ref().filter(|w| w.len() != c && w.len() != rows * c) {
+        return Err(PyValueError::new_err(format!(
+            "weight: has {} elements, expected {c} (per class) or {} (per element)",
+            w.len(),
+            rows * c
+        )));
+    }
+    if let Some(g) = &go {
+        check_len("grad_output", g.len(), rows)?;
+    }
+    if let Some(v) = &vo {
+        check_len("value out", v.len(), rows)?;
+    }
+    if let Some(g) = &gr {
+        check_len("out", g.len(), rows * c)?;
+    }
+    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
+    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
+    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
+    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
+    let (xs, ys) = (as_slice(&x, "input")?, as_slice(&t, "target")?);
+    Ok(run(py, rows * c, || {
+        multiclass::multilabel_soft_margin(xs, rows, c, ys, weight, grad_output, scale, RowOutputs { value, grad })
+    }))
+}
+
+/// PyTorch's multilabel_soft_margin_loss on (rows, c) logits and targets; returns Σ losses.
+#[pyfunction]
+#[pyo3(signature = (input, target, rows, c, weight, scale, grad_output, value_out, grad_out))]
+#[allow(clippy::too_many_arguments)]
+fn multilabel_soft_margin_loss<'py>(
+    py: Python<'py>,
+    input: &Array<'py>,
+    target: &Array<'py>,
+    rows: usize,
+    c: usize,
+    weight: Option<&Array<'py>>,
+    scale: f64,
+    grad_output: Option<&Array<'py>>,
+    value_out: Option<&Array<'py>>,
+    grad_out: Option<&Array<'py>>,
+) -> PyResult<f64> {
+    let a = Common { input, weight, grad_output, value_out, grad_out };
+    if is_dtype::<f32>(py, input) {
+        multilabel_typed::<f32>(py, a, target, rows, c, scale)
+    } else if is_dtype::<f64>(py, input) {
+        multilabel_typed::<f64>(py, a, target, rows, c, scale)
+    } else {
+        Err(float_dtype_error(input))
+    }
 }
