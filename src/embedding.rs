@@ -177,8 +177,8 @@ fn distance_real<T: Float>(p: f64, x: &[T], y: &[T], eps: T) -> f64 {
         nan |= a.is_nan();
         m = if a > m { a } else { m };
     }
-    let inv = 1.0 / m;
-    let s = lane_sum(x, y, #[inline(always)] |a, b| powf(((a - b) + eps).to_f64().abs() * inv, p));
+    // Divided, not multiplied by 1/m: for a subnormal m the reciprocal overflows to inf.
+    let s = lane_sum(x, y, #[inline(always)] |a, b| powf(((a - b) + eps).to_f64().abs() / m, p));
     let r = m * powf(s, 1.0 / p);
     let r = if m == 0.0 { 0.0 } else { r };
     let r = if m == f64::INFINITY { m } else { r };

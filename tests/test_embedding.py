@@ -714,3 +714,17 @@ def test_simd_levels_agree_bitwise(tmp_path):
     for level in ("avx2", "avx512"):
         for k, v in base.items():
             assert_bitwise_equal(results[level][k], v, f"{k} at {level} vs sse2")
+
+
+@pytest.mark.parametrize("p", [0.5, 3.0])
+@pytest.mark.parametrize("swap", [False, True])
+def test_real_p_distance_of_subnormal_differences(p, swap):
+    """The real-p norm scales each row by its largest |u_i|; a subnormal largest element must not
+    turn the scaling into inf (found by hypothesis: loss 0 instead of 1)."""
+    tiny = np.finfo(np.float64).smallest_subnormal
+    a, pos, neg = np.zeros(1), np.zeros(1), np.array([tiny])
+    kwargs = {"p": p, "swap": swap, "eps": 0.0, "reduction": "none"}
+    got = fl.triplet_margin_loss(a, pos, neg, **kwargs)
+    want = fl.reference.triplet_margin_loss(a, pos, neg, **kwargs)
+    np.testing.assert_array_equal(got, want)
+    assert float(got) == 1.0
