@@ -331,23 +331,37 @@ def mark_impl(mark: str) -> Prepare:
     return prepare
 
 
-SCALING_LOSSES = ("huber_loss", "log_cosh_loss")
 SCALING_N = 10**7
 
 
+# (name, op, n) timed with each thread count; n = 0 means the workload's own fixed size.
+SCALING = (
+    ("huber_loss", "value_and_grad", SCALING_N),
+    ("log_cosh_loss", "value_and_grad", SCALING_N),
+    ("binary_cross_entropy_with_logits", "value_and_grad", SCALING_N),
+    ("cross_entropy", "value_and_grad", 4096 * 1000),
+    ("adam", "step", SCALING_N),
+)
+
+
 def scaling_workloads(cfg: Config, thread_counts: list[int]) -> list[Workload]:
-    """fastloss value_and_grad at n = 1e7 with each thread count; the baseline is 1 thread."""
+    """fastloss on the SCALING workloads with each thread count; the baseline is 1 thread. The
+    workloads are the registered ones, built for n = SCALING_N."""
+    at_n = Config(dtype=cfg.dtype, sizes=(SCALING_N,), threads=cfg.threads, reference_max_n=0)
+    built = {(w.name, w.op, w.n): w for b in BUILDERS for w in b(at_n)}
     out = []
-    for name in SCALING_LOSSES:
-        loss = getattr(fl, name)
+    for key in SCALING:
+        w = built.get(key)
+        if w is None:
+            continue
         impls = {}
         for t in thread_counts:
-            def prepare(a, t=t, loss=loss):
-                return Call(lambda: loss.value_and_grad(*a), before=lambda: fl.set_num_threads(t))
+            def prepare(a, t=t, fast=w.impls["fastloss"]):
+                call = fast(a)
+                return Call(call.fn if isinstance(call, Call) else call, before=lambda: fl.set_num_threads(t))
             impls[_threads_label(t)] = prepare
-        make_inputs = REGRESSION_INPUTS[name][0]
-        out.append(Workload(name, "value_and_grad", SCALING_N, make_inputs, impls, mark=None,
-                            group="thread_scaling", baseline=_threads_label(thread_counts[0])))
+        out.append(Workload(w.name, w.op, w.n, w.make_inputs, impls, mark=None, group="thread_scaling",
+                            baseline=_threads_label(thread_counts[0])))
     return out
 
 
@@ -743,13 +757,13 @@ def report(header, rows, scaling_rows, compared, repeat, sample_ms, background, 
         labels = list(scaling_rows[0]["impls"])
         base = scaling_rows[0]["baseline"]
         others = [lab for lab in labels if lab != base]
-        out += ["", f"Thread scaling: fastloss value_and_grad, n={fmt_n(SCALING_N)}, {scaling_rows[0]['dtype']}", ""]
-        head = ["loss"] + labels + [f"speedup {lab}" for lab in others] + [f"CPU/wall {lab}" for lab in others]
+        out += ["", f"Thread scaling: fastloss, {scaling_rows[0]['dtype']}", ""]
+        head = ["workload", "op", "n"] + labels + [f"speedup {lab}" for lab in others] + [f"CPU/wall {lab}" for lab in others]
         out.append("| " + " | ".join(head) + " |")
-        out.append("|---|" + "|".join("--:" for _ in head[1:]) + "|")
+        out.append("|---|---|" + "|".join("--:" for _ in head[2:]) + "|")
         for r in scaling_rows:
             t1 = r["impls"][base]["median_ns"]
-            cells = [r["name"]] + [fmt_time(r["impls"][lab]["median_ns"]) for lab in labels]
+            cells = [r["name"], r["op"], fmt_n(r["n"])] + [fmt_time(r["impls"][lab]["median_ns"]) for lab in labels]
             cells += [fmt_ratio(t1 / r["impls"][lab]["median_ns"]) for lab in others]
             cells += [f"{r['impls'][lab]['cpu_per_wall']:.2f}" for lab in others]
             out.append("| " + " | ".join(cells) + " |")
