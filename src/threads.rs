@@ -1,5 +1,5 @@
-//! fastloss's own rayon pool: sized by `set_num_threads` / `FASTLOSS_NUM_THREADS`, rebuilt when the
-//! size changes, and rebuilt in a forked child (a pool's threads do not survive `fork`).
+//! fastloss's own rayon pools: sized by `set_num_threads` / `FASTLOSS_NUM_THREADS`, one per recently
+//! used size, and rebuilt in a forked child (a pool's threads do not survive `fork`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,13 +8,18 @@ use rayon::ThreadPool;
 
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-struct Pool {
+struct Pools {
     pid: u32,
-    threads: usize,
-    pool: Arc<ThreadPool>,
+    /// (thread count, pool), most recently used last.
+    by_size: Vec<(usize, Arc<ThreadPool>)>,
 }
 
-static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+/// Pools kept for thread counts used recently: switching between, say, 1 and 2 threads reuses a
+/// started pool instead of building one (a pool's fresh threads join in late: a kernel called right
+/// after a rebuild ran mostly on one thread).
+const KEPT_POOLS: usize = 4;
+
+static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
 
 fn default_threads() -> usize {
     std::env::var("FASTLOSS_NUM_THREADS")
@@ -36,7 +41,7 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Sets the number of threads (at least 1); the pool is rebuilt on its next use.
+/// Sets the number of threads (at least 1); the next kernel uses a pool of that size.
 pub fn set_num_threads(n: usize) {
     NUM_THREADS.store(n.max(1), Ordering::Relaxed);
 }
@@ -45,19 +50,18 @@ pub fn set_num_threads(n: usize) {
 pub fn pool() -> Arc<ThreadPool> {
     let threads = num_threads();
     let pid = std::process::id();
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = guard.as_ref() {
-        if p.pid == pid && p.threads == threads {
-            return p.pool.clone();
-        }
+    let mut guard = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.as_ref().is_some_and(|p| p.pid != pid) {
+        // Inherited from the parent across fork: their threads do not exist here, and dropping
+        // them could wait on them. Leak them.
+        std::mem::forget(guard.take());
     }
-    let stale = guard.take();
-    if let Some(p) = stale {
-        if p.pid != pid {
-            // Inherited from the parent across fork: its threads do not exist here, and
-            // dropping it could wait on them. Leak it.
-            std::mem::forget(p);
-        }
+    let pools = guard.get_or_insert_with(|| Pools { pid, by_size: Vec::new() });
+    if let Some(i) = pools.by_size.iter().position(|(n, _)| *n == threads) {
+        let entry = pools.by_size.remove(i);
+        let pool = entry.1.clone();
+        pools.by_size.push(entry);
+        return pool;
     }
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -66,6 +70,9 @@ pub fn pool() -> Arc<ThreadPool> {
             .build()
             .expect("could not start fastloss's thread pool"),
     );
-    *guard = Some(Pool { pid, threads, pool: pool.clone() });
+    if pools.by_size.len() == KEPT_POOLS {
+        pools.by_size.remove(0);
+    }
+    pools.by_size.push((threads, pool.clone()));
     pool
 }
