@@ -424,13 +424,13 @@ impl<T: Float> Ce<'_, T> {
         if self.prob {
             let (ome, epc) = (self.ome, self.epc);
             // loss = Σ w_j·q'_j·((m − x_j) + L) with q' = q·(1 − ε) + ε/C.
-            let a = map_sum(c, buf, |r, b| {
+            let a = map_sum(c, buf, #[inline(always)] |r, b| {
                 let (xs, qs, ws) = (&x[r.clone()], &q[r.clone()], &w[r]);
                 for j in 0..b.len() {
                     b[j] = ws[j] * (qs[j] * ome + epc) * (m - xs[j]);
                 }
             });
-            let qsum = T::from_f64(map_sum(c, buf, |r, b| {
+            let qsum = T::from_f64(map_sum(c, buf, #[inline(always)] |r, b| {
                 let (qs, ws) = (&q[r.clone()], &w[r]);
                 for j in 0..b.len() {
                     b[j] = ws[j] * (qs[j] * ome + epc);
@@ -459,7 +459,7 @@ impl<T: Float> Ce<'_, T> {
         }
         // Label smoothing: (1 − ε)·w_y·nll + (ε/C)·Σ_j w_j·((m − x_j) + L).
         let (ome, epc) = (self.ome, self.epc);
-        let sm = map_sum(c, buf, |r, b| {
+        let sm = map_sum(c, buf, #[inline(always)] |r, b| {
             let (xs, ws) = (&x[r.clone()], &w[r]);
             for j in 0..b.len() {
                 b[j] = ws[j] * (m - xs[j]);
@@ -956,7 +956,7 @@ impl<T: Float> MultiMargin<'_, T> {
             let t = self.y[i] as usize;
             let xy = xr[t];
             let wy = self.weight.map_or(T::ONE, |w| w[t]);
-            let total = map_sum(c, &mut buf, |r, b| {
+            let total = map_sum(c, &mut buf, #[inline(always)] |r, b| {
                 let (j0, xs) = (r.start, &xr[r]);
                 for j in 0..b.len() {
                     let z = margin - xy + xs[j];
@@ -994,16 +994,13 @@ impl<T: Float> MultiMargin<'_, T> {
 // Multilabel soft margin
 // ------------------------------------------------------------------------------------------------
 
-/// log σ(x), log σ(−x) and σ(x) from e = exp(−|x|): log σ(x) = min(x, 0) − log1p(e) (softplus
-/// on top of the shared exp/ln_1p; no overflow for any x), σ(x) = 1/(1 + e) for x ≥ 0, else
-/// e/(1 + e). A NaN x makes all three NaN.
+/// log σ(x), log σ(−x) and σ(x) from `Float::logistic` (one exponential e = exp(−|x|)):
+/// log σ(x) = min(x, 0) − log1p(e), no overflow for any x. A NaN x makes all three NaN.
 #[inline(always)]
 fn log_sigmoid_parts<T: Float>(x: T) -> (T, T, T) {
-    let e = (-x.abs()).exp();
-    let sp = e.ln_1p();
+    let (sp, sig, _) = x.logistic();
     let ls_pos = if x < T::ZERO { x } else { T::ZERO } - sp;
     let ls_neg = if x > T::ZERO { -x } else { T::ZERO } - sp;
-    let sig = if x >= T::ZERO { T::ONE } else { e } / (T::ONE + e);
     (ls_pos, ls_neg, sig)
 }
 
@@ -1090,7 +1087,7 @@ impl<T: Float> MultiLabel<'_, T> {
         for i in rows.clone() {
             let (xr, yr) = (&self.x[i * c..(i + 1) * c], &self.y[i * c..(i + 1) * c]);
             let wr = if self.per_element { &self.w[i * c..(i + 1) * c] } else { self.w };
-            let total = map_sum(c, &mut buf, |r, b| {
+            let total = map_sum(c, &mut buf, #[inline(always)] |r, b| {
                 let (xs, ys, ws) = (&xr[r.clone()], &yr[r.clone()], &wr[r]);
                 for j in 0..b.len() {
                     let (lp, ln, _) = log_sigmoid_parts(xs[j]);
