@@ -664,16 +664,17 @@ FAST_NAMES = [name for name in NAMES if getattr(fl, name).fast is not None]
 @pytest.mark.parametrize("shape", [(0,), (1,), (3, 0), (17,), (5, 7), (5000,)])
 def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
     """A call with positional arrays only takes `pointwise_mean`; spelling out the default
-    reduction takes the general path. Both must give identical bits and types."""
+    reduction takes the general path. Both must give identical bits and types (NaNs by position:
+    grad alone and value_and_grad are different compiled instances of the kernel)."""
     loss = getattr(fl, name)
     x, y = make_inputs(SPECS[name], np.random.default_rng(7), shape, dtype, adversarial=True)
     fast_v, fast_g = loss(x, y), loss.grad(x, y)
     fast_vg = loss.value_and_grad(x, y)
     general_vg = loss.value_and_grad(x, y, reduction="mean")
-    assert_bitwise_equal(fast_v, general_vg[0], f"{name} value")
-    assert_bitwise_equal(fast_g, general_vg[1], f"{name} grad")
-    assert_bitwise_equal(fast_vg[0], general_vg[0], f"{name} value_and_grad value")
-    assert_bitwise_equal(fast_vg[1], general_vg[1], f"{name} value_and_grad grad")
+    assert_bitwise_equal(fast_v, general_vg[0], f"{name} value", nan_payload=False)
+    assert_bitwise_equal(fast_g, general_vg[1], f"{name} grad", nan_payload=False)
+    assert_bitwise_equal(fast_vg[0], general_vg[0], f"{name} value_and_grad value", nan_payload=False)
+    assert_bitwise_equal(fast_vg[1], general_vg[1], f"{name} value_and_grad grad", nan_payload=False)
     assert type(fast_v) is np.dtype(dtype).type and fast_g.flags.c_contiguous and fast_g.flags.writeable
 
 
