@@ -6,7 +6,8 @@ PyTorch's own values are checked in tests/test_golden.py (one case per schedule)
 - the mechanics torch users rely on: the initial step at construction, `initial_lr` recorded once,
   external lr edits compounding, OneCycleLR cycling momentum (SGD) or beta1 (Adam) and refusing to step
   past total_steps, SequentialLR handing over at its milestones, state_dict round trips;
-- bad arguments raise clear exceptions.
+- bad arguments raise clear exceptions;
+- ChainedScheduler, ReduceLROnPlateau and CyclicLR against values worked out by hand, epoch by epoch.
 """
 
 from __future__ import annotations
@@ -227,3 +228,421 @@ def test_epoch_argument_uses_the_closed_form():
         sched = make(opt)
         sched.step(7)
         assert sched.get_last_lr()[0] == pytest.approx(want, rel=1e-12)
+
+
+
+# ------------------------------------------------------------------------------------------------
+# ChainedScheduler
+# ------------------------------------------------------------------------------------------------
+
+
+def test_chained_constant_and_exponential_multiply():
+    opt = _opt((0.05, 0.2))
+    sched = S.ChainedScheduler([S.ConstantLR(opt, factor=0.1, total_iters=20), S.ExponentialLR(opt, gamma=0.9)])
+    got = _run(sched, opt, 30)
+    want = [[b * (0.1 if t < 20 else 1.0) * 0.9**t for b in (0.05, 0.2)] for t in range(31)]
+    _close(got, want)
+    assert got[19, 0] == pytest.approx(6.7543e-4, rel=1e-4) and got[20, 0] == pytest.approx(6.0788e-3, rel=1e-4)
+    assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups]
+    assert sched.optimizer is opt
+
+
+def test_chained_takes_no_initial_step_and_accepts_the_optimizer():
+    opt = _opt()
+    warm = S.LinearLR(opt, start_factor=0.5, total_iters=2)   # lr 0.05 after its own initial step
+    step = S.StepLR(opt, step_size=2, gamma=0.1)
+    sched = S.ChainedScheduler([warm, step], optimizer=opt)
+    got = _run(sched, opt, 5)[:, 0]
+    # LinearLR factors 0.5, 0.75, 1, 1, ...; StepLR ×0.1 at epochs 2 and 4
+    _close(got, [0.05, 0.075, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_chained_state_dict_round_trip():
+    def build():
+        opt = _opt((0.1, 0.3))
+        return opt, S.ChainedScheduler([S.ConstantLR(opt, factor=0.5, total_iters=3),
+                                        S.CosineAnnealingLR(opt, T_max=7, eta_min=0.01)])
+
+    opt, sched = build()
+    _run(sched, opt, 4)
+    sd, od = sched.state_dict(), opt.state_dict()
+    assert "optimizer" not in sd and len(sd["_schedulers"]) == 2
+    assert all("optimizer" not in d for d in sd["_schedulers"])
+    rest = _run(sched, opt, 8)
+    opt2, sched2 = build()
+    opt2.load_state_dict(od)
+    sched2.load_state_dict(sd)
+    np.testing.assert_array_equal(_run(sched2, opt2, 8), rest)
+    assert "_schedulers" in sd  # loading does not consume the caller's dict
+
+
+@pytest.mark.parametrize(("make", "exc", "match"), [
+    (lambda o: S.ChainedScheduler([]), ValueError, r"schedulers: expected at least one"),
+    (lambda o: S.ChainedScheduler(3), TypeError, r"schedulers: expected a sequence"),
+    (lambda o: S.ChainedScheduler([S.StepLR(o, 2), 7]), TypeError, r"schedulers\[1\]: expected an LR scheduler"),
+    (lambda o: S.ChainedScheduler([S.ReduceLROnPlateau(o)]), ValueError, r"schedulers\[0\]: ReduceLROnPlateau"),
+    (lambda o: S.ChainedScheduler([S.StepLR(o, 2), S.StepLR(_opt(), 2)]), ValueError,
+     r"schedulers\[1\]: was built on a different optimizer"),
+    (lambda o: S.ChainedScheduler([S.StepLR(o, 2)], optimizer=_opt()), ValueError,
+     r"schedulers\[0\]: was built on a different optimizer"),
+    (lambda o: S.ChainedScheduler([S.StepLR(o, 2)], optimizer=object()), TypeError, r"optimizer: expected"),
+])
+def test_chained_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make(_opt())
+
+
+# ------------------------------------------------------------------------------------------------
+# ReduceLROnPlateau
+# ------------------------------------------------------------------------------------------------
+
+
+def _plateau(sched, opt, metrics):
+    """The lrs (one list per group) after each step(metric)."""
+    out = []
+    for m in metrics:
+        sched.step(m)
+        out.append(sched.get_last_lr())
+        assert out[-1] == [g["lr"] for g in opt.param_groups]
+    return out
+
+
+def test_plateau_min_rel():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=2, threshold=0.1)
+    assert sched.get_last_lr() == [1.0] and "initial_lr" not in opt.param_groups[0]  # no initial step
+    # better iff metric < best·0.9; the lr halves on the 3rd bad epoch in a row
+    got = _plateau(sched, opt, [10, 9.5, 9.2, 9.1, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0])
+    assert got == [[1.0]] * 3 + [[0.5]] * 4 + [[0.25]] * 3
+    assert sched.best == 8.0 and sched.num_bad_epochs == 2 and sched.last_epoch == 10
+
+
+def test_plateau_min_abs():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, threshold=0.5, threshold_mode="abs", patience=0)
+    # better iff metric < best − 0.5: 5 (best), 4.6 (bad), 4.4 (best), 4.0 (bad), 3.95 (bad)
+    got = _plateau(sched, opt, [5.0, 4.6, 4.4, 4.0, 3.95])
+    _close(got, [[1.0], [0.1], [0.1], [0.01], [0.001]])
+    assert sched.best == 4.4
+
+
+def test_plateau_max_rel_and_abs():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1, threshold=0.1)
+    # better iff metric > best·1.1: 1.0 (best), 1.05 (bad 1), 1.2 (best), 1.25 (bad 1), 1.3 (bad 2 → ×0.5), 1.35
+    got = _plateau(sched, opt, [1.0, 1.05, 1.2, 1.25, 1.3, 1.35])
+    assert got == [[1.0]] * 4 + [[0.5]] * 2
+    assert sched.best == 1.35
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0, threshold=0.1, threshold_mode="abs")
+    # better iff metric > best + 0.1: 0.5 (best), 0.55 (bad), 0.7 (best), 0.75 (bad)
+    assert _plateau(sched, opt, [0.5, 0.55, 0.7, 0.75]) == [[1.0], [0.5], [0.5], [0.25]]
+
+
+def test_plateau_default_patience_is_ten():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt)
+    got = _plateau(sched, opt, [3.0] * 13)
+    # epoch 1 sets the best, epochs 2..11 are 10 bad epochs (= patience), the 11th bad one reduces
+    assert got == [[1.0]] * 11 + [[0.1]] * 2
+
+
+def test_plateau_cooldown():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0, cooldown=2, threshold=0.0)
+    got = _plateau(sched, opt, [1.0] * 9)
+    # a reduction at epoch 2, then 2 cooldown epochs in which bad epochs do not count, and so on
+    assert got == [[1.0], [0.5], [0.5], [0.5], [0.25], [0.25], [0.25], [0.125], [0.125]]
+    assert sched.in_cooldown and sched.cooldown_counter == 1
+
+
+def test_plateau_min_lr_per_group_and_scalar():
+    opt = _opt((1.0, 0.1))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0, min_lr=[0.3, 0.05])
+    got = _plateau(sched, opt, [1.0] * 4)
+    assert got == [[1.0, 0.1], [0.5, 0.05], [0.3, 0.05], [0.3, 0.05]]
+    opt = _opt((1.0, 0.1))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0, min_lr=0.2)
+    got = _plateau(sched, opt, [1.0] * 4)
+    # group 1 starts below min_lr: max(0.05, 0.2) = 0.2 is no decrease, so it is left alone
+    assert got == [[1.0, 0.1], [0.5, 0.1], [0.25, 0.1], [0.2, 0.1]]
+
+
+def test_plateau_min_lr_when_a_group_is_added():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0, min_lr=0.1)
+    opt.add_param_group({"params": [np.zeros(2)], "lr": 0.4})
+    assert _plateau(sched, opt, [1.0, 1.0]) == [[1.0, 0.4], [0.5, 0.2]]
+    assert sched.min_lrs == [0.1, 0.1]
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0, min_lr=[0.1])
+    opt.add_param_group({"params": [np.zeros(2)], "lr": 0.4})
+    sched.step(1.0)
+    with pytest.raises(RuntimeError, match="min_lrs"):
+        sched.step(1.0)
+
+
+def test_plateau_eps_skips_tiny_reductions():
+    opt = _opt((1e-7,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0, eps=1e-7)
+    assert _plateau(sched, opt, [1.0, 1.0, 1.0]) == [[1e-7]] * 3  # 1e-7 − 5e-8 is not > 1e-7
+    opt = _opt((1e-7,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0)  # eps=1e-8
+    assert _plateau(sched, opt, [1.0, 1.0, 1.0]) == [[1e-7], [5e-8], [2.5e-8]]
+    opt = _opt((1e-8,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    assert _plateau(sched, opt, [1.0, 1.0]) == [[1e-8]] * 2
+
+
+def test_plateau_metric_types_and_nan():
+    opt = _opt((1.0,))
+    sched = S.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    sched.step(np.float32(2.0))
+    sched.step(np.array(1.0))  # a 0-d array improves on 2.0
+    assert sched.best == 1.0 and sched.get_last_lr() == [1.0]
+    sched.step(float("nan"))  # NaN never improves
+    assert sched.get_last_lr() == [0.5]
+    with pytest.raises(TypeError, match="metrics: expected a real number, got str"):
+        sched.step("0.5")
+    with pytest.raises(TypeError, match="metrics: expected a real number, got NoneType"):
+        sched.step(None)
+
+
+def test_plateau_state_dict_round_trip():
+    metrics = [5.0, 4.0, 4.1, 4.2, 3.0, 3.5, 3.6, 3.7, 3.8, 2.0, 2.5, 2.6]
+
+    def build():
+        opt = _opt((1.0, 0.5))
+        return opt, S.ReduceLROnPlateau(opt, mode="min", factor=0.3, patience=1, cooldown=1, min_lr=[0.01, 0.02])
+
+    opt, sched = build()
+    _plateau(sched, opt, metrics[:5])
+    sd, od = sched.state_dict(), opt.state_dict()
+    assert "optimizer" not in sd and sd["best"] == 3.0
+    rest = _plateau(sched, opt, metrics[5:])
+    opt2, sched2 = build()
+    opt2.load_state_dict(od)
+    sched2.load_state_dict(sd)
+    assert _plateau(sched2, opt2, metrics[5:]) == rest
+    assert sched2.last_epoch == 12
+
+
+@pytest.mark.parametrize(("make", "exc", "match"), [
+    (lambda o: S.ReduceLROnPlateau(o, factor=1.0), ValueError, r"factor: got 1.0, expected a number < 1"),
+    (lambda o: S.ReduceLROnPlateau(o, factor="x"), TypeError, r"factor: expected a real number"),
+    (lambda o: S.ReduceLROnPlateau(o, mode="avg"), ValueError, r"mode: got 'avg', expected 'min' or 'max'"),
+    (lambda o: S.ReduceLROnPlateau(o, threshold_mode="pct"), ValueError, r"threshold_mode: got 'pct'"),
+    (lambda o: S.ReduceLROnPlateau(o, threshold=None), TypeError, r"threshold: expected a real number"),
+    (lambda o: S.ReduceLROnPlateau(o, patience=-1), ValueError, r"patience: got -1"),
+    (lambda o: S.ReduceLROnPlateau(o, patience=1.5), TypeError, r"patience: expected an integer"),
+    (lambda o: S.ReduceLROnPlateau(o, cooldown=-2), ValueError, r"cooldown: got -2"),
+    (lambda o: S.ReduceLROnPlateau(o, min_lr=[0.1, 0.2]), ValueError, r"min_lr: expected 1 values"),
+    (lambda o: S.ReduceLROnPlateau(o, min_lr="0"), TypeError, r"min_lr: expected a real number"),
+    (lambda o: S.ReduceLROnPlateau(o, eps=None), TypeError, r"eps: expected a real number"),
+    (lambda o: S.ReduceLROnPlateau(object()), TypeError, r"optimizer: expected a fastloss.optim optimizer"),
+])
+def test_plateau_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make(_opt())
+
+
+# ------------------------------------------------------------------------------------------------
+# CyclicLR
+# ------------------------------------------------------------------------------------------------
+
+
+def _cyclic(sched, opt, steps, key=None):
+    """The lr of group 0 (and its momentum or beta1 when `key`) at steps 0..steps."""
+    lrs, moms = [], []
+    for k in range(steps + 1):
+        if k:
+            opt.step([np.zeros(2)] * len(opt.param_groups))
+            sched.step()
+        lrs.append(sched.get_last_lr()[0])
+        if key == "momentum":
+            moms.append(opt.param_groups[0]["momentum"])
+        elif key == "betas":
+            moms.append(opt.param_groups[0]["betas"][0])
+    return (lrs, moms) if key else lrs
+
+
+def test_cyclic_triangular():
+    opt = _opt((0.5,))  # the optimizer's lr is replaced by base_lr at construction
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=2, cycle_momentum=False)
+    assert opt.param_groups[0]["initial_lr"] == 0.1 and sched.base_lrs == [0.1]
+    _close(_cyclic(sched, opt, 9), [0.1, 0.55, 1.0, 0.55, 0.1, 0.55, 1.0, 0.55, 0.1, 0.55])
+
+
+def test_cyclic_asymmetric_and_two_groups():
+    opt = _opt((0.5, 0.5))
+    sched = S.CyclicLR(opt, base_lr=[0.1, 0.0], max_lr=[1.0, 2.0], step_size_up=1, step_size_down=3,
+                       cycle_momentum=False)
+    # up in 1 step, down in 3: the cycle position goes 0, 1, 2/3, 1/3, 0
+    got = _run(sched, opt, 8)
+    want = [[b + (m - b) * f for b, m in ((0.1, 1.0), (0.0, 2.0))] for f in [0, 1, 2 / 3, 1 / 3] * 2 + [0]]
+    _close(got, want)
+
+
+def test_cyclic_triangular2_halves_each_cycle():
+    opt = _opt()
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=0.9, step_size_up=2, mode="triangular2", cycle_momentum=False)
+    _close(_cyclic(sched, opt, 12), [0.1, 0.5, 0.9, 0.5, 0.1, 0.3, 0.5, 0.3, 0.1, 0.2, 0.3, 0.2, 0.1])
+
+
+def test_cyclic_exp_range_scales_by_gamma_per_step():
+    opt = _opt()
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.1, step_size_up=2, mode="exp_range", gamma=0.5,
+                       scale_mode="cycle", cycle_momentum=False)
+    assert sched.scale_mode == "iterations"  # fixed by the mode, as in torch
+    tri = [0, 0.5, 1, 0.5] * 2
+    _close(_cyclic(sched, opt, 7), [0.1 + 1.0 * tri[t] * 0.5**t for t in range(8)])
+    # the default gamma=1 is triangular
+    opt = _opt()
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.1, step_size_up=2, mode="exp_range", cycle_momentum=False)
+    _close(_cyclic(sched, opt, 7), [0.1 + tri[t] for t in range(8)])
+
+
+def test_cyclic_custom_scale_fn():
+    opt = _opt()
+    sched = S.CyclicLR(opt, base_lr=0.2, max_lr=1.0, step_size_up=2, scale_fn=lambda c: 1 / c, mode="ignored",
+                       cycle_momentum=False)
+    # scale_mode 'cycle': the amplitude 0.8 is divided by the cycle number 1, 2, 3
+    _close(_cyclic(sched, opt, 9), [0.2, 0.6, 1.0, 0.6, 0.2, 0.4, 0.6, 0.4, 0.2, 0.2 + 0.8 * 0.5 / 3])
+    opt = _opt()
+    sched = S.CyclicLR(opt, base_lr=0.2, max_lr=1.0, step_size_up=2, scale_fn=lambda t: 1 / (1 + t),
+                       scale_mode="iterations", cycle_momentum=False)
+    # scale_mode 'iterations': divided by 1 + the step
+    _close(_cyclic(sched, opt, 6), [0.2, 0.2 + 0.8 * 0.5 / 2, 0.2 + 0.8 / 3, 0.2 + 0.8 * 0.5 / 4, 0.2,
+                                    0.2 + 0.8 * 0.5 / 6, 0.2 + 0.8 / 7])
+    # a built-in mode fixes scale_mode: triangular2 scales per cycle whatever scale_mode says
+    sched = S.CyclicLR(_opt(), 0.1, 0.9, step_size_up=2, mode="triangular2", scale_mode="iterations",
+                       cycle_momentum=False)
+    assert sched.scale_mode == "cycle"
+
+
+def test_cyclic_sgd_momentum():
+    opt = _opt((0.5,), momentum=0.3)
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=2)
+    g = opt.param_groups[0]
+    assert g["max_momentum"] == 0.9 and g["base_momentum"] == 0.8
+    lrs, moms = _cyclic(sched, opt, 8, "momentum")
+    _close(lrs, [0.1, 0.55, 1.0, 0.55] * 2 + [0.1])
+    _close(moms, [0.9, 0.85, 0.8, 0.85] * 2 + [0.9])  # inverse to the lr
+    # triangular2 scales the momentum's amplitude too
+    opt = _opt(momentum=0.0)
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=0.9, step_size_up=2, mode="triangular2", base_momentum=0.5,
+                       max_momentum=0.9)
+    _, moms = _cyclic(sched, opt, 8, "momentum")
+    _close(moms, [0.9, 0.7, 0.5, 0.7, 0.9, 0.8, 0.7, 0.8, 0.9])
+
+
+def test_cyclic_adam_beta1_per_group():
+    opt = _opt((0.5, 0.5), cls=fl.optim.Adam, betas=(0.9, 0.98))
+    sched = S.CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=2, base_momentum=[0.8, 0.7],
+                       max_momentum=[0.9, 0.95])
+    assert [g["betas"] for g in opt.param_groups] == [(0.9, 0.98), (0.95, 0.98)]
+    beta1 = []
+    for k in range(5):
+        if k:
+            opt.step([np.zeros(2)] * 2)
+            sched.step()
+        beta1.append([g["betas"][0] for g in opt.param_groups])
+        assert [g["betas"][1] for g in opt.param_groups] == [0.98, 0.98]
+    _close(beta1, [[0.9, 0.95], [0.85, 0.825], [0.8, 0.7], [0.85, 0.825], [0.9, 0.95]])
+
+
+def test_cyclic_momentum_needs_an_optimizer_with_momentum():
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        S.CyclicLR(_opt(cls=fl.optim.Adagrad), base_lr=0.1, max_lr=1.0)
+    opt = _opt(cls=fl.optim.Adagrad)
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=1, cycle_momentum=False)
+    assert _cyclic(sched, opt, 2) == [0.1, 1.0, 0.1]
+    opt = _opt(momentum=0.5)
+    S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, cycle_momentum=False)
+    assert opt.param_groups[0]["momentum"] == 0.5 and "max_momentum" not in opt.param_groups[0]
+
+
+def test_cyclic_first_value_uses_an_earlier_initial_lr():
+    """torch quirk: the initial step runs with base_lrs = the groups' initial_lr, which an earlier
+    schedule may have recorded; base_lr takes over from the next step."""
+    opt = _opt((0.5,))
+    S.StepLR(opt, step_size=10)
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=2, cycle_momentum=False)
+    _close(_cyclic(sched, opt, 4), [0.5, 0.55, 1.0, 0.55, 0.1])
+
+
+def test_cyclic_resume_with_last_epoch():
+    opt = _opt(momentum=0.9)
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=2, last_epoch=-1)
+    full = _cyclic(sched, opt, 8, "momentum")
+    resumed = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=2, last_epoch=4)  # takes step 5
+    lrs, moms = _cyclic(resumed, opt, 3, "momentum")
+    _close(lrs, full[0][5:])
+    _close(moms, full[1][5:])
+    with pytest.raises(KeyError, match="initial_lr"):
+        S.CyclicLR(_opt(momentum=0.9), base_lr=0.1, max_lr=1.0, last_epoch=3)
+
+
+class _HalvingScale:
+    """A callable object: its attributes are what CyclicLR.state_dict keeps of a custom scale_fn."""
+
+    def __init__(self, ratio):
+        self.ratio = ratio
+
+    def __call__(self, cycle):
+        return self.ratio ** (cycle - 1)
+
+
+def test_cyclic_state_dict_round_trip():
+    def build(fn):
+        opt = _opt((0.1, 0.2), momentum=0.9)
+        return opt, S.CyclicLR(opt, base_lr=[0.1, 0.2], max_lr=[1.0, 0.5], step_size_up=3, step_size_down=2,
+                               scale_fn=fn)
+
+    opt, sched = build(_HalvingScale(0.5))
+    _cyclic(sched, opt, 7, "momentum")
+    sd, od = sched.state_dict(), opt.state_dict()
+    assert "optimizer" not in sd and sd["_scale_fn_custom"] == {"ratio": 0.5}
+    rest = _cyclic(sched, opt, 9, "momentum")
+    opt2, sched2 = build(_HalvingScale(0.9))  # the saved ratio replaces this one
+    opt2.load_state_dict(od)
+    sched2.load_state_dict(sd)
+    assert sched2._scale_fn_custom.ratio == 0.5 and "_scale_fn_custom" in sd
+    assert _cyclic(sched2, opt2, 9, "momentum") == rest
+    # a plain function is not saved; the one given at construction stays
+    opt, sched = build(lambda c: 1.0)
+    assert sched.state_dict()["_scale_fn_custom"] is None
+    # built-in modes
+    opt = _opt(momentum=0.9)
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.0, step_size_up=2, mode="exp_range", gamma=0.9)
+    _run(sched, opt, 3)
+    sd, od = sched.state_dict(), opt.state_dict()
+    rest = _run(sched, opt, 6)
+    opt2 = _opt(momentum=0.9)
+    sched2 = S.CyclicLR(opt2, base_lr=0.1, max_lr=1.0, step_size_up=2)
+    opt2.load_state_dict(od)
+    sched2.load_state_dict(sd)
+    assert sched2.mode == "exp_range" and sched2.scale_mode == "iterations"
+    np.testing.assert_array_equal(_run(sched2, opt2, 6), rest)
+
+
+@pytest.mark.parametrize(("make", "exc", "match"), [
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, mode="triangle"), ValueError, r"mode: got 'triangle', expected 'triangular'"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, step_size_up=0), ValueError, r"step_size_up: got 0.0, expected a number > 0"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, step_size_down=-1), ValueError, r"step_size_down: got -1.0"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, step_size_up="2"), TypeError, r"step_size_up: expected a real number"),
+    (lambda o: S.CyclicLR(o, [0.1, 0.2], 1.0), ValueError, r"base_lr: expected 1 values"),
+    (lambda o: S.CyclicLR(o, 0.1, [1.0, 2.0]), ValueError, r"max_lr: expected 1 values"),
+    (lambda o: S.CyclicLR(o, 0.1, None), TypeError, r"max_lr: expected a real number"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, scale_fn=2.0), TypeError, r"scale_fn: expected a function"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, scale_mode="iteration"), ValueError, r"scale_mode: got 'iteration'"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, gamma="x"), TypeError, r"gamma: expected a real number"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, base_momentum=[0.8, 0.7]), ValueError, r"base_momentum: expected 1 values"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, max_momentum=[0.9, 0.9]), ValueError, r"max_momentum: expected 1 values"),
+    (lambda o: S.CyclicLR(object(), 0.1, 1.0), TypeError, r"optimizer: expected a fastloss.optim optimizer"),
+])
+def test_cyclic_bad_arguments(make, exc, match):
+    opt = _opt(momentum=0.9)
+    with pytest.raises(exc, match=match):
+        make(opt)
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0.9  # left as it was

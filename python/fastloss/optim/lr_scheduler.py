@@ -5,12 +5,22 @@ As in torch, constructing a schedule records each group's `initial_lr` and perfo
 Most schedules use torch's *recursive* ("chainable") form, which scales the group's current lr, so
 their values carry torch's float64 rounding (and compound with external lr edits, as in torch).
 `get_last_lr()` returns a list with one lr per group.
+
+Three schedules differ from that pattern, as in torch:
+- `ChainedScheduler` steps every schedule it holds once per `step()` (their factors multiply), and
+  takes no initial step of its own (each schedule took its own at construction);
+- `ReduceLROnPlateau` is driven by a metric, `step(metrics)`: it takes no initial step, records no
+  `initial_lr`, and multiplies the lr by `factor` once the metric has not improved for more than
+  `patience` epochs;
+- `CyclicLR` (per batch) sets the lr to `base_lr` at construction and cycles it between `base_lr`
+  and `max_lr` in closed form (cycling the momentum, or Adam's beta1, inversely).
 """
 
 from __future__ import annotations
 
 import math
 import operator
+import types
 from bisect import bisect_right
 from collections import Counter
 
@@ -29,6 +39,9 @@ __all__ = [
     "SequentialLR",
     "ConstantLR",
     "LambdaLR",
+    "ChainedScheduler",
+    "ReduceLROnPlateau",
+    "CyclicLR",
 ]
 
 
@@ -371,6 +384,21 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
+def _composite_state_dict(sched):
+    """Every attribute but the optimizer, with the held schedules' own state dicts (as torch)."""
+    d = {k: v for k, v in sched.__dict__.items() if k not in ("optimizer", "_schedulers")}
+    d["_schedulers"] = [s.state_dict() for s in sched._schedulers]
+    return d
+
+
+def _composite_load_state_dict(sched, state_dict):
+    state_dict = dict(state_dict)
+    subs = state_dict.pop("_schedulers")
+    sched.__dict__.update(state_dict)
+    for s, sd in zip(sched._schedulers, subs):
+        s.load_state_dict(sd)
+
+
 class SequentialLR(LRScheduler):
     """Runs `schedulers` one after another, switching at `milestones` (len(schedulers) − 1 epochs);
     at a switch the next schedule restarts from epoch 0 (torch calls its step(0))."""
@@ -411,16 +439,10 @@ class SequentialLR(LRScheduler):
         self._last_lr = scheduler.get_last_lr()
 
     def state_dict(self):
-        d = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        d["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return d
+        return _composite_state_dict(self)
 
     def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        subs = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        for s, sd in zip(self._schedulers, subs):
-            s.load_state_dict(sd)
+        _composite_load_state_dict(self, state_dict)
 
 
 class ConstantLR(LRScheduler):
@@ -469,3 +491,270 @@ class LambdaLR(LRScheduler):
 
     def state_dict(self):
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+class ChainedScheduler(LRScheduler):
+    """Steps every schedule in `schedulers` (all on one optimizer) once per `step()`, in order, so
+    chainable schedules compose: e.g. ConstantLR(factor) + ExponentialLR(gamma) gives
+    base·factor·gamma^t while the ConstantLR is active. It takes no initial step of its own (each
+    schedule already took one at construction); `optimizer` defaults to the first schedule's."""
+
+    def __init__(self, schedulers, optimizer=None):
+        try:
+            schedulers = list(schedulers)
+        except TypeError:
+            raise TypeError(f"schedulers: expected a sequence of LR schedulers, "
+                            f"got {type(schedulers).__name__}") from None
+        if not schedulers:
+            raise ValueError("schedulers: expected at least one scheduler")
+        if optimizer is not None:
+            _check_optimizer(optimizer)
+        for i, s in enumerate(schedulers):
+            if not hasattr(s, "optimizer"):
+                raise TypeError(f"schedulers[{i}]: expected an LR scheduler (with an `optimizer`), "
+                                f"got {type(s).__name__}")
+            if isinstance(s, ReduceLROnPlateau):
+                raise ValueError(f"schedulers[{i}]: ReduceLROnPlateau cannot be chained (its step() needs the metric)")
+        if optimizer is None:
+            optimizer = schedulers[0].optimizer
+        for i, s in enumerate(schedulers):
+            if s.optimizer is not optimizer:
+                raise ValueError(f"schedulers[{i}]: was built on a different optimizer")
+        self.optimizer = optimizer
+        self._schedulers = schedulers
+        self._last_lr = self._lrs()
+
+    def step(self):
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = self._lrs()
+
+    def state_dict(self):
+        return _composite_state_dict(self)
+
+    def load_state_dict(self, state_dict):
+        _composite_load_state_dict(self, state_dict)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiplies each group's lr by `factor` (not below its `min_lr`) when the metric passed to
+    `step(metrics)` has not improved for more than `patience` epochs, then waits `cooldown` epochs
+    (bad epochs are not counted) before counting again. Improvement is judged against the best
+    value so far: in 'min' mode a < best·(1 − threshold) ('rel') or a < best − threshold ('abs');
+    in 'max' mode a > best·(1 + threshold) or a > best + threshold. A reduction smaller than `eps`
+    is skipped. No initial step and no `initial_lr`, as in torch."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8):
+        factor = float_arg(factor, "factor")
+        if not factor < 1.0:
+            raise ValueError(f"factor: got {factor!r}, expected a number < 1")
+        self.factor = factor
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if isinstance(min_lr, (list, tuple)):
+            self.default_min_lr = None
+            self.min_lrs = _per_group("min_lr", optimizer, min_lr)
+        else:
+            self.default_min_lr = float_arg(min_lr, "min_lr")
+            self.min_lrs = [self.default_min_lr] * len(optimizer.param_groups)
+        self.patience = _int_arg(patience, "patience", 0)
+        self.cooldown = _int_arg(cooldown, "cooldown", 0)
+        self.eps = float_arg(eps, "eps")
+        self.last_epoch = 0
+        self._last_lr = self._lrs()
+        self._init_is_better(mode, float_arg(threshold, "threshold"), threshold_mode)
+        self._reset()
+
+    def _init_is_better(self, mode, threshold, threshold_mode):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode: got {mode!r}, expected 'min' or 'max'")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode: got {threshold_mode!r}, expected 'rel' or 'abs'")
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+
+    def _reset(self):
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def is_better(self, a, best):
+        """Whether the metric value `a` improves on `best` by more than the threshold."""
+        if self.mode == "min":
+            if self.threshold_mode == "rel":
+                return a < best * (1.0 - self.threshold)
+            return a < best - self.threshold
+        if self.threshold_mode == "rel":
+            return a > best * (self.threshold + 1.0)
+        return a > best + self.threshold
+
+    _is_better = is_better  # torch's later name
+
+    def step(self, metrics, epoch=None):
+        """Records the metric of one more epoch (or, deprecated as in torch, of epoch `epoch`) and
+        reduces the lr if it has stopped improving."""
+        if isinstance(metrics, (str, bytes)):
+            raise TypeError(f"metrics: expected a real number, got {type(metrics).__name__}")
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError):
+            raise TypeError(f"metrics: expected a real number, got {type(metrics).__name__}") from None
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in the cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._lrs()
+
+    def _reduce_lr(self):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"min_lrs: the optimizer has {len(groups)} param groups but ReduceLROnPlateau "
+                                   f"was given {len(self.min_lrs)} min_lr values (a group was added?); set "
+                                   "`min_lrs` to one value per group")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            old_lr = float(group["lr"])
+            new_lr = max(old_lr * self.factor, min_lr)
+            if old_lr - new_lr > self.eps:
+                group["lr"] = new_lr
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update(state_dict)
+        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+_CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (per batch): the lr goes linearly from `base_lr` up to `max_lr` over
+    `step_size_up` steps and back down over `step_size_down` (default: the same), the amplitude
+    scaled by 1 ('triangular'), 1/2^(cycle−1) ('triangular2'), gamma^step ('exp_range') or
+    `scale_fn` of the cycle number (from 1) or of the step (`scale_mode`); `mode` is ignored when
+    `scale_fn` is given. With `cycle_momentum`, the momentum (or Adam's beta1) goes inversely from
+    `max_momentum` to `base_momentum`. Not chainable: the lr is set in closed form from `base_lr`."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
+                 gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
+                 max_momentum=0.9, last_epoch=-1):
+        _check_optimizer(optimizer)
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        up = float_arg(step_size_up, "step_size_up", minimum=0, exclusive=True)
+        down = up if step_size_down is None else float_arg(step_size_down, "step_size_down", minimum=0)
+        if scale_fn is None and mode not in _CYCLIC_MODES:
+            raise ValueError(f"mode: got {mode!r}, expected 'triangular', 'triangular2' or 'exp_range' "
+                             "(or a scale_fn)")
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"scale_fn: expected a function of the cycle or the step, got {type(scale_fn).__name__}")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"scale_mode: got {scale_mode!r}, expected 'cycle' or 'iterations'")
+        gamma = float_arg(gamma, "gamma")
+        cycle_momentum = bool(cycle_momentum)
+        if cycle_momentum:
+            defaults = getattr(optimizer, "defaults", {})
+            if "momentum" not in defaults and "betas" not in defaults:
+                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+
+        self.max_lrs = max_lrs
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = base_momentums
+            self.max_momentums = max_momentums
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+            if cycle_momentum:
+                for mm, bm, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+                    if self.use_beta1:
+                        group["betas"] = (mm, *group["betas"][1:])
+                    else:
+                        group["momentum"] = mm
+                    group["max_momentum"] = mm
+                    group["base_momentum"] = bm
+        # As in torch, the initial step runs with base_lrs = the groups' initial_lr (which is base_lr
+        # unless an earlier schedule recorded another), then base_lrs becomes base_lr.
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self):
+        # the built-in modes fix scale_mode (torch does the same)
+        if self._scale_fn_custom is None:
+            self.scale_mode = "iterations" if self.mode == "exp_range" else "cycle"
+
+    def scale_fn(self, x):
+        """The amplitude scale at cycle (or step) x."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma**x
+
+    def get_lr(self):
+        t = self.last_epoch
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle  # position within the cycle, in [0, 1)
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)
+        at = cycle if self.scale_mode == "cycle" else t
+        # scale_fn is called once per group and value, in torch's order (a custom one may keep state)
+        lrs = [base + (top - base) * scale_factor * self.scale_fn(at)
+               for base, top in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            momentums = [mm - (mm - bm) * scale_factor * self.scale_fn(at)
+                         for bm, mm in zip(self.base_momentums, self.max_momentums)]
+            for group, momentum in zip(self.optimizer.param_groups, momentums):
+                if self.use_beta1:
+                    group["betas"] = (momentum, *group["betas"][1:])
+                else:
+                    group["momentum"] = momentum
+        return lrs
+
+    def state_dict(self):
+        """As torch: a custom scale_fn is saved only as the `__dict__` of a callable object (None for a
+        plain function or lambda, which load_state_dict leaves as constructed)."""
+        state = super().state_dict()
+        fn = state.pop("_scale_fn_custom")
+        state["_scale_fn_custom"] = None
+        if fn is not None and not isinstance(fn, types.FunctionType) and hasattr(fn, "__dict__"):
+            state["_scale_fn_custom"] = dict(fn.__dict__)
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        fn = state_dict.pop("_scale_fn_custom", None)
+        super().load_state_dict(state_dict)
+        if fn is not None and self._scale_fn_custom is not None:
+            self._scale_fn_custom.__dict__.update(fn)
+        self._init_scale_fn()
