@@ -29,15 +29,15 @@ fn main() {
     let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-2 - 5.0).collect();
     let mut out = vec![0.0f32; n];
     // Explicit `Float::` calls: f32's inherent methods (libm) would shadow the trait's.
-    bench("x + 1", &x, &mut out, |v| v + 1.0);
-    bench("1 / x", &x, &mut out, |v| 1.0 / v);
-    bench("exp", &x, &mut out, |v| Float::exp(v));
-    bench("exp_m1", &x, &mut out, |v| Float::exp_m1(v));
-    bench("ln", &x, &mut out, |v| Float::ln(Float::abs(v)));
-    bench("ln_1p", &x, &mut out, |v| Float::ln_1p(Float::abs(v)));
-    bench("sigmoid", &x, &mut out, |v| Float::sigmoid(v));
-    bench("softplus", &x, &mut out, |v| Float::softplus(v));
-    bench("logistic", &x, &mut out, |v| {
+    bench("x + 1", &x, &mut out, #[inline(always)] |v| v + 1.0);
+    bench("1 / x", &x, &mut out, #[inline(always)] |v| 1.0 / v);
+    bench("exp", &x, &mut out, #[inline(always)] |v| Float::exp(v));
+    bench("exp_m1", &x, &mut out, #[inline(always)] |v| Float::exp_m1(v));
+    bench("ln", &x, &mut out, #[inline(always)] |v| Float::ln(Float::abs(v)));
+    bench("ln_1p", &x, &mut out, #[inline(always)] |v| Float::ln_1p(Float::abs(v)));
+    bench("sigmoid", &x, &mut out, #[inline(always)] |v| Float::sigmoid(v));
+    bench("softplus", &x, &mut out, #[inline(always)] |v| Float::softplus(v));
+    bench("logistic", &x, &mut out, #[inline(always)] |v| {
         let (l, s, t) = Float::logistic(v);
         l + s + t
     });

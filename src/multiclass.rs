@@ -491,8 +491,7 @@ impl<T: Float> Ce<'_, T> {
         for j in 0..c {
             let xs = &x[run(j)..run(j) + rr];
             for r in 0..rr {
-                let v = xs[r];
-                m[r] = if v > m[r] { v } else { m[r] };
+                m[r] = m[r].max_num(xs[r]);
             }
         }
         let mut s = [0.0f64; TILE];
@@ -557,10 +556,12 @@ impl<T: Float> Ce<'_, T> {
         let mut sm = [0.0f64; TILE];
         for j in 0..c {
             let (xs, wj, jj) = (&x[run(j)..run(j) + rr], w[j], j as u32);
+            // Sums with one non-zero term instead of selects: a select that keeps the old value is
+            // compiled to a masked store, which is slow on AMD processors (about 5× this loop).
             for r in 0..rr {
                 let hit = st.yi[r] == jj;
-                xy[r] = if hit { xs[r] } else { xy[r] };
-                wy[r] = if hit { wj } else { wy[r] };
+                xy[r] += if hit { xs[r] } else { T::ZERO };
+                wy[r] += if hit { wj } else { T::ZERO };
             }
             if self.smooth {
                 for r in 0..rr {
@@ -569,21 +570,25 @@ impl<T: Float> Ce<'_, T> {
             }
         }
         let mut share = [T::ZERO; TILE];
-        for r in 0..rr {
-            let nll = (m[r] - xy[r]) + l[r];
-            let sc = st.sc[r];
-            let keep = st.keep[r] != 0;
-            let loss = if self.smooth {
+        // The smoothing branch outside the loops, so that each loop is one straight vector body.
+        if self.smooth {
+            for r in 0..rr {
+                let nll = (m[r] - xy[r]) + l[r];
+                let sc = st.sc[r];
                 coef[r] = sc * (ome * wy[r] + epc * self.wsum) / st_s[r];
                 b[r] = sc * epc;
                 share[r] = sc * ome * wy[r];
-                ome * wy[r] * nll + T::from_f64(epc.to_f64() * (sm[r] + (self.wsum * l[r]).to_f64()))
-            } else {
+                let loss = ome * wy[r] * nll + T::from_f64(epc.to_f64() * (sm[r] + (self.wsum * l[r]).to_f64()));
+                st.loss[r] = if st.keep[r] != 0 { loss } else { T::ZERO };
+            }
+        } else {
+            for r in 0..rr {
+                let nll = (m[r] - xy[r]) + l[r];
+                let sc = st.sc[r];
                 coef[r] = sc * wy[r] / st_s[r];
                 share[r] = sc * wy[r];
-                wy[r] * nll
-            };
-            st.loss[r] = if keep { loss } else { T::ZERO };
+                st.loss[r] = if st.keep[r] != 0 { wy[r] * nll } else { T::ZERO };
+            }
         }
         if !GRAD {
             return;
@@ -592,10 +597,17 @@ impl<T: Float> Ce<'_, T> {
             let (wj, jj) = (w[j], j as u32);
             // SAFETY: as above.
             let gs = unsafe { g.run(run(j), rr) };
-            for r in 0..rr {
-                let v = if self.smooth { gs[r] * coef[r] - b[r] * wj } else { gs[r] * coef[r] };
-                let v = v - if st.yi[r] == jj { share[r] } else { T::ZERO };
-                gs[r] = if st.keep[r] != 0 { v } else { T::ZERO };
+            if self.smooth {
+                for r in 0..rr {
+                    let v = gs[r] * coef[r] - b[r] * wj;
+                    let v = v - if st.yi[r] == jj { share[r] } else { T::ZERO };
+                    gs[r] = if st.keep[r] != 0 { v } else { T::ZERO };
+                }
+            } else {
+                for r in 0..rr {
+                    let v = gs[r] * coef[r] - if st.yi[r] == jj { share[r] } else { T::ZERO };
+                    gs[r] = if st.keep[r] != 0 { v } else { T::ZERO };
+                }
             }
         }
     }
