@@ -502,6 +502,21 @@ def test_cyclic_exp_range_scales_by_gamma_per_step():
     _close(_cyclic(sched, opt, 7), [0.1 + tri[t] for t in range(8)])
 
 
+def test_cyclic_exp_range_gamma_is_fixed_at_construction():
+    # torch binds gamma into the scale function when it is built: a later edit of sched.gamma has no
+    # effect until load_state_dict rebuilds it
+    opt = _opt()
+    sched = S.CyclicLR(opt, base_lr=0.1, max_lr=1.1, step_size_up=2, mode="exp_range", gamma=0.5,
+                       cycle_momentum=False)
+    sched.gamma = 0.9
+    tri = [0, 0.5, 1, 0.5] * 2
+    _close(_cyclic(sched, opt, 7)[1:], [0.1 + 1.0 * tri[t] * 0.5**t for t in range(1, 8)])
+    state = sched.state_dict()
+    assert state["gamma"] == 0.9
+    sched.load_state_dict(state)
+    assert sched.scale_fn(2) == 0.9**2
+
+
 def test_cyclic_custom_scale_fn():
     opt = _opt()
     sched = S.CyclicLR(opt, base_lr=0.2, max_lr=1.0, step_size_up=2, scale_fn=lambda c: 1 / c, mode="ignored",

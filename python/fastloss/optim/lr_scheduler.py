@@ -705,7 +705,9 @@ class CyclicLR(LRScheduler):
         self.base_lrs = base_lrs
 
     def _init_scale_fn(self):
-        # the built-in modes fix scale_mode (torch does the same)
+        # the built-in modes fix scale_mode, and exp_range its gamma, here (as torch does: a later
+        # change of `gamma` takes effect only through load_state_dict)
+        self._exp_range_gamma = self.gamma
         if self._scale_fn_custom is None:
             self.scale_mode = "iterations" if self.mode == "exp_range" else "cycle"
 
@@ -717,7 +719,7 @@ class CyclicLR(LRScheduler):
             return 1.0
         if self.mode == "triangular2":
             return 1 / (2.0 ** (x - 1))
-        return self.gamma**x
+        return self._exp_range_gamma**x
 
     def get_lr(self):
         t = self.last_epoch
