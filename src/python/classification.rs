@@ -5,10 +5,10 @@
 //! as slices and run the kernel with the GIL released for large inputs.
 
 use numpy::{Element, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use super::{Array, FloatDtype, as_slice, as_slice_mut, detach_if_large, readonly, ro, rw, with_float_type};
 use crate::classification::{Classification, first_outside_unit_interval};
 use crate::float::Float;
 use crate::pointwise::{Inputs, Outputs};
@@ -80,11 +80,7 @@ fn run_typed<'py, T: Float + Element>(
         grad_x: go.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
         grad_z: None,
     };
-    if n < 4096 {
-        // Releasing and re-taking the GIL costs more than these kernels.
-        return Ok(loss.evaluate(&inputs, outputs, sum));
-    }
-    Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
+    Ok(detach_if_large(py, n, || loss.evaluate(&inputs, outputs, sum)))
 }
 
 /// Evaluates a classification loss: returns Σ ℓ·weight when `sum`, writes per-element losses to
@@ -111,31 +107,15 @@ fn classification<'py>(
 ) -> PyResult<f64> {
     let loss = parse(loss, p1, p2)?;
     let args = Args { x: input, y: target, z: pos_weight, value_weight: weight, grad_weight, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        run_typed::<f32>(py, loss, args, grad_scale, sum)
-    } else if is_dtype::<f64>(py, input) {
-        run_typed::<f64>(py, loss, args, grad_scale, sum)
-    } else {
-        Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype())))
-    }
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| run_typed::<T>(py, loss, args, grad_scale, sum))
 }
 
 /// The flat index of the first element of `x` outside [0, 1] (NaN counts), or None.
 #[pyfunction]
 fn first_outside_unit<'py>(py: Python<'py>, x: &Array<'py>) -> PyResult<Option<usize>> {
-    fn typed<'py, T: Float + Element>(py: Python<'py>, x: &Array<'py>) -> PyResult<Option<usize>> {
+    with_float_type!(FloatDtype::of(py, x, "x")?, |T| {
         let a = readonly::<T>(x, "x")?;
         let s = as_slice(&a, "x")?;
-        if s.len() < 4096 {
-            return Ok(first_outside_unit_interval(s));
-        }
-        Ok(py.detach(|| first_outside_unit_interval(s)))
-    }
-    if is_dtype::<f32>(py, x) {
-        typed::<f32>(py, x)
-    } else if is_dtype::<f64>(py, x) {
-        typed::<f64>(py, x)
-    } else {
-        Err(PyTypeError::new_err(format!("x: expected float32 or float64, got {}", x.dtype())))
-    }
+        Ok(detach_if_large(py, s.len(), || first_outside_unit_interval(s)))
+    })
 }

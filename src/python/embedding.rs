@@ -5,23 +5,15 @@
 //! never panics), borrow slices, release the GIL for large inputs and run a kernel.
 
 use numpy::{Element, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use super::{
+    Array, FloatDtype, as_slice, as_slice_mut, check_len, detach_if_large, readonly, ro, rw, with_float_type,
+};
 use crate::embedding::{self, GradFactor, HingeEmbedding, MarginRanking, PNorm, RowOutputs, Triplet};
 use crate::float::Float;
 use crate::pointwise::{Inputs, Outputs, evaluate};
-
-/// Below this many elements the GIL is kept: releasing it costs more than the kernel.
-const DETACH_MIN: usize = 4096;
-
-fn check_len(len: usize, want: usize, name: &str) -> PyResult<()> {
-    if len != want {
-        return Err(PyValueError::new_err(format!("{name}: has {len} elements, expected {want}")));
-    }
-    Ok(())
-}
 
 /// Which row kernel to run, with its options.
 #[derive(Copy, Clone)]
@@ -69,22 +61,22 @@ fn rows_typed<'py, T: Float + Element>(
     };
     let total = nrows.checked_mul(d).ok_or_else(|| PyValueError::new_err("nrows·d overflows"))?;
     for (x, n) in inputs.iter().zip(names) {
-        check_len(x.len(), total, n)?;
+        check_len(n, x.len(), total)?;
     }
     if let Some(t) = &target {
-        check_len(t.len(), nrows, "target")?;
+        check_len("target", t.len(), nrows)?;
     }
     if let Some(g) = &go {
-        check_len(g.len(), nrows, "grad_output")?;
+        check_len("grad_output", g.len(), nrows)?;
     }
     if let Some(v) = &vo {
-        check_len(v.len(), nrows, "value out")?;
+        check_len("value out", v.len(), nrows)?;
     }
     if !gos.is_empty() && gos.len() != loss.ngrads() {
         return Err(PyValueError::new_err(format!("out: expected {} gradient buffers", loss.ngrads())));
     }
     for g in &gos {
-        check_len(g.len(), total, "out")?;
+        check_len("out", g.len(), total)?;
     }
     let xs: Vec<&[T]> = inputs.iter().zip(names).map(|(x, n)| as_slice(x, n)).collect::<PyResult<_>>()?;
     let need_inputs = if matches!(loss, RowLoss::Triplet(_)) { 3 } else { 2 };
@@ -110,7 +102,7 @@ fn rows_typed<'py, T: Float + Element>(
         }
         RowLoss::Cosine { margin } => embedding::cosine_embedding(xs[0], xs[1], t.unwrap(), nrows, d, margin, factor, out, sum),
     };
-    if total < DETACH_MIN { Ok(run()) } else { Ok(py.detach(run)) }
+    Ok(detach_if_large(py, total, run))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -124,13 +116,7 @@ fn rows_dispatch<'py>(
     sum: bool,
 ) -> PyResult<f64> {
     let first = args.inputs[0];
-    if is_dtype::<f32>(py, first) {
-        rows_typed::<f32>(py, loss, args, nrows, d, scale, sum)
-    } else if is_dtype::<f64>(py, first) {
-        rows_typed::<f64>(py, loss, args, nrows, d, scale, sum)
-    } else {
-        Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", first.dtype())))
-    }
+    with_float_type!(FloatDtype::of(py, first, "input")?, |T| rows_typed::<T>(py, loss, args, nrows, d, scale, sum))
 }
 
 /// Triplet margin loss over `nrows` rows of length `d`; returns the sum of row losses when `sum`.
@@ -271,7 +257,7 @@ fn elementwise_typed<'py, T: Float + Element>(
         Elementwise::MarginRanking => evaluate(MarginRanking { margin: m }, &inputs, outputs, sum),
         Elementwise::HingeEmbedding => evaluate(HingeEmbedding { margin: m }, &inputs, outputs, sum),
     };
-    if n < DETACH_MIN { Ok(run()) } else { Ok(py.detach(run)) }
+    Ok(detach_if_large(py, n, run))
 }
 
 /// Margin ranking (`input2` given) or hinge embedding (`input2` None) loss, element-wise.
@@ -297,13 +283,9 @@ fn ranking_elementwise<'py>(
         "hinge_embedding" => Elementwise::HingeEmbedding,
         _ => return Err(PyValueError::new_err(format!("unknown element-wise loss {loss:?}"))),
     };
-    if is_dtype::<f32>(py, input1) {
-        elementwise_typed::<f32>(py, loss, input1, target, input2, margin, grad_output, scale, sum, value_out, grad_out, grad2_out)
-    } else if is_dtype::<f64>(py, input1) {
-        elementwise_typed::<f64>(py, loss, input1, target, input2, margin, grad_output, scale, sum, value_out, grad_out, grad2_out)
-    } else {
-        Err(PyTypeError::new_err(format!("input1: expected float32 or float64, got {}", input1.dtype())))
-    }
+    with_float_type!(FloatDtype::of(py, input1, "input1")?, |T| {
+        elementwise_typed::<T>(py, loss, input1, target, input2, margin, grad_output, scale, sum, value_out, grad_out, grad2_out)
+    })
 }
 
 /// Adds this family's functions to `_core`.

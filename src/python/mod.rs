@@ -9,7 +9,7 @@
 //! run a kernel.
 
 use numpy::{
-    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
+    Element, PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
     PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -28,24 +28,31 @@ mod optim;
 
 pub(crate) type Array<'py> = Bound<'py, PyUntypedArray>;
 
-pub(crate) fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+/// `a` as an array of `T`, checked to be C-contiguous; the errors name the argument `name`.
+fn typed_c_contiguous<'a, 'py, T: Element>(a: &'a Array<'py>, name: &str) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
     let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
         PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
     })?;
     if !typed.is_c_contiguous() {
         return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
     }
-    typed.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+    Ok(typed)
+}
+
+pub(crate) fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    typed_c_contiguous::<T>(a, name)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
 pub(crate) fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
-    let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
-    })?;
-    if !typed.is_c_contiguous() {
-        return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
-    }
-    typed.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+    typed_c_contiguous::<T>(a, name)?.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+pub(crate) fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
+    a.map(|a| readonly::<T>(a, name)).transpose()
+}
+
+pub(crate) fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
+    a.map(|a| readwrite::<T>(a, name)).transpose()
 }
 
 pub(crate) fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
@@ -54,6 +61,81 @@ pub(crate) fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &
 
 pub(crate) fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
     a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// The error for an array argument `name` with `got` elements where the kernel needs `want`.
+pub(crate) fn check_len(name: &str, got: usize, want: usize) -> PyResult<()> {
+    if got != want {
+        return Err(PyValueError::new_err(format!("{name}: has {got} elements, expected {want}")));
+    }
+    Ok(())
+}
+
+/// Below this many elements a kernel runs with the GIL held: releasing and re-taking it costs more
+/// than the kernel.
+const DETACH_MIN: usize = 4096;
+
+/// Runs `kernel`, which works on `len` elements, with the GIL released when that pays.
+pub(crate) fn detach_if_large<R: Send>(py: Python<'_>, len: usize, kernel: impl FnOnce() -> R + Send) -> R {
+    if len < DETACH_MIN { kernel() } else { py.detach(kernel) }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The choice of kernel instance by dtype.
+
+/// The float dtypes the kernels are instantiated for.
+#[derive(Clone, Copy)]
+pub(crate) enum FloatDtype {
+    F32,
+    F64,
+}
+
+impl FloatDtype {
+    /// `descr` as a kernel dtype; None for any other dtype.
+    fn from_descr(py: Python<'_>, descr: &Bound<'_, PyArrayDescr>) -> Option<FloatDtype> {
+        if descr.is_equiv_to(&numpy::dtype::<f32>(py)) {
+            Some(FloatDtype::F32)
+        } else if descr.is_equiv_to(&numpy::dtype::<f64>(py)) {
+            Some(FloatDtype::F64)
+        } else {
+            None
+        }
+    }
+
+    /// The dtype `descr` of the argument `name`, or the TypeError every binding raises for a dtype
+    /// that is not float32 or float64.
+    fn of_descr_arg(py: Python<'_>, descr: &Bound<'_, PyArrayDescr>, name: &str) -> PyResult<FloatDtype> {
+        Self::from_descr(py, descr)
+            .ok_or_else(|| PyTypeError::new_err(format!("{name}: expected float32 or float64, got {descr}")))
+    }
+
+    /// The dtype of the array argument `name` (see [`FloatDtype::of_descr_arg`]).
+    pub(crate) fn of(py: Python<'_>, a: &Array<'_>, name: &str) -> PyResult<FloatDtype> {
+        Self::of_descr_arg(py, &a.dtype(), name)
+    }
+}
+
+/// `with_float_type!(dtype, |T| expr)` evaluates `expr` with the type name `T` standing for `f32`
+/// or `f64`, as the [`FloatDtype`] `dtype` says: one generic call, written once, instantiated for
+/// both dtypes.
+macro_rules! with_float_type {
+    ($dtype:expr, |$t:ident| $body:expr) => {
+        match $dtype {
+            $crate::python::FloatDtype::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::python::FloatDtype::F64 => {
+                type $t = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_float_type;
+
+pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
+    a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
 }
 
 fn parse_pointwise(name: &str, param: f64, full: bool) -> PyResult<Pointwise> {
@@ -81,14 +163,6 @@ struct PointwiseArgs<'a, 'py> {
     value_out: Option<&'a Array<'py>>,
     grad_out: Option<&'a Array<'py>>,
     grad2_out: Option<&'a Array<'py>>,
-}
-
-pub(crate) fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
-    a.map(|a| readonly::<T>(a, name)).transpose()
-}
-
-pub(crate) fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
-    a.map(|a| readwrite::<T>(a, name)).transpose()
 }
 
 fn pointwise_typed<'py, T: Float + Element>(
@@ -121,11 +195,7 @@ fn pointwise_typed<'py, T: Float + Element>(
         grad_x: go.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
         grad_z: g2o.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
     };
-    if n < 4096 {
-        // Releasing and re-taking the GIL costs more than these kernels.
-        return Ok(loss.evaluate(&inputs, outputs, sum));
-    }
-    Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
+    Ok(detach_if_large(py, n, || loss.evaluate(&inputs, outputs, sum)))
 }
 
 /// `value` as a NumPy scalar of type `T` (`np.float32(value)` without a trip through Python).
@@ -186,11 +256,7 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
         grad_x: grad_rw.as_mut().map(|g| as_slice_mut(g, "out")).transpose()?,
         grad_z: None,
     };
-    let total = if n < 4096 {
-        loss.evaluate(&inputs, outputs, want_value)
-    } else {
-        py.detach(|| loss.evaluate(&inputs, outputs, want_value))
-    };
+    let total = detach_if_large(py, n, || loss.evaluate(&inputs, outputs, want_value));
     drop(grad_rw);
     let value = || numpy_scalar(py, T::from_f64(if n > 0 { total / n as f64 } else { f64::NAN }));
     Ok(Some(match (want_value, grad) {
@@ -204,10 +270,6 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
 /// A C-contiguous array is aligned when its data pointer is (its strides are multiples of the item size).
 fn is_aligned<T: Element>(a: &Bound<'_, PyArrayDyn<T>>) -> bool {
     a.data() as usize % std::mem::align_of::<T>() == 0
-}
-
-pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
-    a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
 }
 
 #[pymodule]
@@ -254,13 +316,7 @@ mod _core {
             grad_out,
             grad2_out,
         };
-        if is_dtype::<f32>(py, input) {
-            pointwise_typed::<f32>(py, loss, args, grad_scale, sum)
-        } else if is_dtype::<f64>(py, input) {
-            pointwise_typed::<f64>(py, loss, args, grad_scale, sum)
-        } else {
-            Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype())))
-        }
+        with_float_type!(FloatDtype::of(py, input, "input")?, |T| pointwise_typed::<T>(py, loss, args, grad_scale, sum))
     }
 
     /// The mean of an element-wise loss with default options for `inputs = (input, target)` of one
@@ -286,12 +342,11 @@ mod _core {
             return Ok(None); // subclasses (masked arrays, ...) take the general path
         }
         let loss = parse_pointwise(loss, param, false)?;
-        if is_dtype::<f32>(py, x) {
-            pointwise_mean_typed::<f32>(py, loss, x, y, want_value, want_grad)
-        } else if is_dtype::<f64>(py, x) {
-            pointwise_mean_typed::<f64>(py, loss, x, y, want_value, want_grad)
-        } else {
-            Ok(None)
+        match FloatDtype::from_descr(py, &x.dtype()) {
+            Some(dtype) => {
+                with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, x, y, want_value, want_grad))
+            }
+            None => Ok(None),
         }
     }
 
@@ -299,13 +354,8 @@ mod _core {
     /// fastloss's cache of freed gradient buffers.
     #[pyfunction]
     fn empty<'py>(py: Python<'py>, shape: Vec<usize>, dtype: &Bound<'py, numpy::PyArrayDescr>) -> PyResult<Bound<'py, PyAny>> {
-        if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-            Ok(buffers::empty::<f32>(py, &shape)?.into_any())
-        } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
-            Ok(buffers::empty::<f64>(py, &shape)?.into_any())
-        } else {
-            Err(PyTypeError::new_err(format!("dtype: expected float32 or float64, got {dtype}")))
-        }
+        let dtype = FloatDtype::of_descr_arg(py, dtype, "dtype")?;
+        with_float_type!(dtype, |T| Ok(buffers::empty::<T>(py, &shape)?.into_any()))
     }
 
     /// Sets the bytes of freed large gradient buffers kept for reuse (0: none); returns the old limit.
@@ -317,17 +367,11 @@ mod _core {
     /// Σ x in float64 with fastloss's deterministic blocked reduction.
     #[pyfunction]
     fn sum<'py>(py: Python<'py>, x: &Array<'py>) -> PyResult<f64> {
-        if is_dtype::<f32>(py, x) {
-            let a = readonly::<f32>(x, "x")?;
+        with_float_type!(FloatDtype::of(py, x, "x")?, |T| {
+            let a = readonly::<T>(x, "x")?;
             let s = as_slice(&a, "x")?;
             Ok(py.detach(|| crate::pointwise::sum(s)))
-        } else if is_dtype::<f64>(py, x) {
-            let a = readonly::<f64>(x, "x")?;
-            let s = as_slice(&a, "x")?;
-            Ok(py.detach(|| crate::pointwise::sum(s)))
-        } else {
-            Err(PyTypeError::new_err(format!("x: expected float32 or float64, got {}", x.dtype())))
-        }
+        })
     }
 
     /// The instruction set kernels run with: 'avx512', 'avx2', 'sse2', 'neon' or 'scalar'.

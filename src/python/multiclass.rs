@@ -9,7 +9,10 @@ use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use super::{
+    Array, FloatDtype, as_slice, as_slice_mut, check_len, detach_if_large, is_dtype, readonly, ro, rw,
+    with_float_type,
+};
 use crate::float::Float;
 use crate::multiclass::{self, CrossEntropy, Layout, RowOutputs, Target};
 
@@ -22,29 +25,11 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Releasing and re-taking the GIL costs more than kernels on fewer elements.
-const DETACH_MIN: usize = 4096;
-
-fn run<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
-    if len < DETACH_MIN { f() } else { py.detach(f) }
-}
-
-fn check_len(what: &str, got: usize, want: usize) -> PyResult<()> {
-    if got != want {
-        return Err(PyValueError::new_err(format!("{what}: has {got} elements, expected {want}")));
-    }
-    Ok(())
-}
-
 fn out_of_bounds(t: i64, c: usize, ignore_index: Option<i64>) -> PyErr {
     let ignore = ignore_index.map_or(String::new(), |i| format!(", or ignore_index={i}"));
     PyIndexError::new_err(format!(
         "target: class index {t} is out of bounds for {c} classes (expected 0 <= index < {c}{ignore})"
     ))
-}
-
-fn float_dtype_error(input: &Array<'_>) -> PyErr {
-    PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype()))
 }
 
 /// The shared arguments of the row-wise bindings, borrowed for one dtype.
@@ -103,7 +88,7 @@ fn cross_entropy_typed<'py, T: Float + Element>(
         let t = readonly::<i64>(target, "target")?;
         check_len("target", t.len(), layout.samples())?;
         let y = as_slice(&t, "target")?;
-        let divisor = run(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
+        let divisor = detach_if_large(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
             .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
         let scale = if mean { scale / divisor } else { scale };
         let p = CrossEntropy {
@@ -115,7 +100,7 @@ fn cross_entropy_typed<'py, T: Float + Element>(
             grad_output,
             scale,
         };
-        let total = run(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
+        let total = detach_if_large(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
         Ok((total, divisor))
     } else if is_dtype::<T>(py, target) {
         let t = readonly::<T>(target, "target")?;
@@ -124,7 +109,7 @@ fn cross_entropy_typed<'py, T: Float + Element>(
         let divisor = layout.samples() as f64;
         let scale = if mean { scale / divisor } else { scale };
         let p = CrossEntropy { x: xs, layout, target: Target::Prob(q), weight, smoothing, grad_output, scale };
-        let total = run(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
+        let total = detach_if_large(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
         Ok((total, divisor))
     } else {
         Err(PyTypeError::new_err(format!(
@@ -163,13 +148,9 @@ fn cross_entropy<'py>(
     }
     let layout = Layout { n, c, s };
     let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        cross_entropy_typed::<f32>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
-    } else if is_dtype::<f64>(py, input) {
-        cross_entropy_typed::<f64>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        cross_entropy_typed::<T>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -208,10 +189,10 @@ fn nll_typed<'py, T: Float + Element>(
     let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
     let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
     let (xs, y) = (as_slice(&x, "input")?, as_slice(&t, "target")?);
-    let divisor = run(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
+    let divisor = detach_if_large(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
         .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
     let scale = if mean { scale / divisor } else { scale };
-    let total = run(py, layout.len(), || {
+    let total = detach_if_large(py, layout.len(), || {
         multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, RowOutputs { value, grad }, grad_zeroed)
     });
     Ok((total, divisor))
@@ -241,13 +222,9 @@ fn nll_loss<'py>(
 ) -> PyResult<(f64, f64)> {
     let layout = Layout { n, c, s };
     let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        nll_typed::<f32>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
-    } else if is_dtype::<f64>(py, input) {
-        nll_typed::<f64>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        nll_typed::<T>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -290,7 +267,7 @@ fn multi_margin_typed<'py, T: Float + Element>(
     let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
     let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
     let xs = as_slice(&x, "input")?;
-    Ok(run(py, rows * c, || {
+    Ok(detach_if_large(py, rows * c, || {
         multiclass::multi_margin(xs, rows, c, y, p, margin, weight, grad_output, scale, RowOutputs { value, grad })
     }))
 }
@@ -318,13 +295,9 @@ fn multi_margin_loss<'py>(
         return Err(PyValueError::new_err(format!("p: got {p}, expected 1 or 2")));
     }
     let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        multi_margin_typed::<f32>(py, a, target, rows, c, p, margin, scale)
-    } else if is_dtype::<f64>(py, input) {
-        multi_margin_typed::<f64>(py, a, target, rows, c, p, margin, scale)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        multi_margin_typed::<T>(py, a, target, rows, c, p, margin, scale)
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -364,7 +337,7 @@ fn multilabel_typed<'py, T: Float + Element>(
     let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
     let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
     let (xs, ys) = (as_slice(&x, "input")?, as_slice(&t, "target")?);
-    Ok(run(py, rows * c, || {
+    Ok(detach_if_large(py, rows * c, || {
         multiclass::multilabel_soft_margin(xs, rows, c, ys, weight, grad_output, scale, RowOutputs { value, grad })
     }))
 }
@@ -386,11 +359,7 @@ fn multilabel_soft_margin_loss<'py>(
     grad_out: Option<&Array<'py>>,
 ) -> PyResult<f64> {
     let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        multilabel_typed::<f32>(py, a, target, rows, c, scale)
-    } else if is_dtype::<f64>(py, input) {
-        multilabel_typed::<f64>(py, a, target, rows, c, scale)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        multilabel_typed::<T>(py, a, target, rows, c, scale)
+    })
 }
