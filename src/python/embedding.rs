@@ -9,11 +9,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::{
-    Array, FloatDtype, as_slice, as_slice_mut, check_len, detach_if_large, readonly, ro, rw, with_float_type,
+    Array, ElementwiseArgs, ElementwiseNames, FloatDtype, as_slice, as_slice_mut, check_len, detach_if_large,
+    readonly, ro, rw, with_float_type,
 };
 use crate::embedding::{self, GradFactor, HingeEmbedding, MarginRanking, PNorm, RowOutputs, Triplet};
 use crate::float::Float;
-use crate::pointwise::{Inputs, Outputs, evaluate};
+use crate::pointwise::evaluate;
 
 /// Which row kernel to run, with its options.
 #[derive(Copy, Clone)]
@@ -209,56 +210,8 @@ enum Elementwise {
     HingeEmbedding,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn elementwise_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    loss: Elementwise,
-    x: &Array<'py>,
-    y: &Array<'py>,
-    z: Option<&Array<'py>>,
-    margin: f64,
-    grad_output: Option<&Array<'py>>,
-    scale: f64,
-    sum: bool,
-    value_out: Option<&Array<'py>>,
-    grad_out: Option<&Array<'py>>,
-    grad2_out: Option<&Array<'py>>,
-) -> PyResult<f64> {
-    let x = readonly::<T>(x, "input1")?;
-    let y = readonly::<T>(y, "target")?;
-    let z = ro::<T>(z, "input2")?;
-    let go = ro::<T>(grad_output, "grad_output")?;
-    let (mut vo, mut g1, mut g2) = (rw::<T>(value_out, "value out")?, rw::<T>(grad_out, "out")?, rw::<T>(grad2_out, "out")?);
-    let n = x.len();
-    let sizes = [Some(y.len()), z.as_ref().map(|a| a.len()), go.as_ref().map(|a| a.len())];
-    let outs = [vo.as_ref().map(|a| a.len()), g1.as_ref().map(|a| a.len()), g2.as_ref().map(|a| a.len())];
-    if sizes.iter().chain(outs.iter()).flatten().any(|&len| len != n) {
-        return Err(PyValueError::new_err("all arrays must have the input's size"));
-    }
-    let needs_z = matches!(loss, Elementwise::MarginRanking);
-    if needs_z != z.is_some() || (grad_out.is_some() && needs_z != grad2_out.is_some()) {
-        return Err(PyValueError::new_err("input2 and the second gradient go together"));
-    }
-    let inputs = Inputs {
-        x: as_slice(&x, "input1")?,
-        y: as_slice(&y, "target")?,
-        z: z.as_ref().map(|a| as_slice(a, "input2")).transpose()?,
-        value_weight: None,
-        grad_weight: go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?,
-        grad_scale: T::from_f64(scale),
-    };
-    let outputs = Outputs {
-        value: vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?,
-        grad_x: g1.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-        grad_z: g2.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-    };
-    let m = T::from_f64(margin);
-    let run = move || match loss {
-        Elementwise::MarginRanking => evaluate(MarginRanking { margin: m }, &inputs, outputs, sum),
-        Elementwise::HingeEmbedding => evaluate(HingeEmbedding { margin: m }, &inputs, outputs, sum),
-    };
-    Ok(detach_if_large(py, n, run))
-}
+/// What the errors of `ranking_elementwise` call its arrays.
+const ELEMENTWISE_NAMES: ElementwiseNames = ElementwiseNames { x: "input1", z: "input2", grad_weight: "grad_output" };
 
 /// Margin ranking (`input2` given) or hinge embedding (`input2` None) loss, element-wise.
 #[pyfunction]
@@ -283,8 +236,27 @@ fn ranking_elementwise<'py>(
         "hinge_embedding" => Elementwise::HingeEmbedding,
         _ => return Err(PyValueError::new_err(format!("unknown element-wise loss {loss:?}"))),
     };
+    let needs_input2 = matches!(loss, Elementwise::MarginRanking);
+    if needs_input2 != input2.is_some() || (grad_out.is_some() && needs_input2 != grad2_out.is_some()) {
+        return Err(PyValueError::new_err("input2 and the second gradient go together"));
+    }
+    let args = ElementwiseArgs {
+        names: ELEMENTWISE_NAMES,
+        x: input1,
+        y: target,
+        z: input2,
+        value_weight: None,
+        grad_weight: grad_output,
+        value_out,
+        grad_out,
+        grad2_out,
+    };
     with_float_type!(FloatDtype::of(py, input1, "input1")?, |T| {
-        elementwise_typed::<T>(py, loss, input1, target, input2, margin, grad_output, scale, sum, value_out, grad_out, grad2_out)
+        let margin = T::from_f64(margin);
+        args.run::<T>(py, scale, |inputs, outputs| match loss {
+            Elementwise::MarginRanking => evaluate(MarginRanking { margin }, inputs, outputs, sum),
+            Elementwise::HingeEmbedding => evaluate(HingeEmbedding { margin }, inputs, outputs, sum),
+        })
     })
 }
 

@@ -63,6 +63,19 @@ pub(crate) fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>
     a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
+/// [`as_slice`] of an optional argument.
+fn as_slice_opt<'a, T: Element>(a: &'a Option<PyReadonlyArrayDyn<'_, T>>, name: &str) -> PyResult<Option<&'a [T]>> {
+    a.as_ref().map(|a| as_slice(a, name)).transpose()
+}
+
+/// [`as_slice_mut`] of an optional argument.
+fn as_slice_mut_opt<'a, T: Element>(
+    a: &'a mut Option<PyReadwriteArrayDyn<'_, T>>,
+    name: &str,
+) -> PyResult<Option<&'a mut [T]>> {
+    a.as_mut().map(|a| as_slice_mut(a, name)).transpose()
+}
+
 /// The error for an array argument `name` with `got` elements where the kernel needs `want`.
 pub(crate) fn check_len(name: &str, got: usize, want: usize) -> PyResult<()> {
     if got != want {
@@ -138,6 +151,105 @@ pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
     a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
 }
 
+// ------------------------------------------------------------------------------------------------
+// The arrays of an element-wise kernel call (`crate::pointwise::Inputs` and `Outputs`).
+
+/// The names the errors of one family of element-wise bindings give the arrays whose role varies.
+#[derive(Clone, Copy)]
+pub(crate) struct ElementwiseNames {
+    /// The input (`Inputs::x`).
+    pub x: &'static str,
+    /// The third operand (`Inputs::z`): var, pos_weight, input2.
+    pub z: &'static str,
+    /// The gradient weights (`Inputs::grad_weight`): grad_weight or grad_output.
+    pub grad_weight: &'static str,
+}
+
+/// The arrays of one element-wise kernel call as the binding receives them; every one must have
+/// the input's size.
+pub(crate) struct ElementwiseArgs<'a, 'py> {
+    pub names: ElementwiseNames,
+    pub x: &'a Array<'py>,
+    pub y: &'a Array<'py>,
+    pub z: Option<&'a Array<'py>>,
+    pub value_weight: Option<&'a Array<'py>>,
+    pub grad_weight: Option<&'a Array<'py>>,
+    pub value_out: Option<&'a Array<'py>>,
+    pub grad_out: Option<&'a Array<'py>>,
+    pub grad2_out: Option<&'a Array<'py>>,
+}
+
+impl<'py> ElementwiseArgs<'_, 'py> {
+    /// Borrows the arrays as `T` (the inputs read-only, the outputs writable), checks that every
+    /// one has the input's size and runs `kernel` on them, without the GIL when that pays.
+    pub(crate) fn run<T: Float + Element>(
+        &self,
+        py: Python<'py>,
+        grad_scale: f64,
+        kernel: impl FnOnce(&Inputs<'_, T>, Outputs<'_, T>) -> f64 + Send,
+    ) -> PyResult<f64> {
+        let mut arrays = self.borrow::<T>()?;
+        let (inputs, outputs) = arrays.kernel_args(grad_scale)?;
+        Ok(detach_if_large(py, inputs.x.len(), || kernel(&inputs, outputs)))
+    }
+
+    fn borrow<T: Element>(&self) -> PyResult<ElementwiseArrays<'py, T>> {
+        let names = self.names;
+        Ok(ElementwiseArrays {
+            names,
+            x: readonly(self.x, names.x)?,
+            y: readonly(self.y, "target")?,
+            z: ro(self.z, names.z)?,
+            value_weight: ro(self.value_weight, "weight")?,
+            grad_weight: ro(self.grad_weight, names.grad_weight)?,
+            value_out: rw(self.value_out, "value out")?,
+            grad_out: rw(self.grad_out, "out")?,
+            grad2_out: rw(self.grad2_out, "out")?,
+        })
+    }
+}
+
+/// The arrays of one element-wise kernel call, borrowed as `T`.
+struct ElementwiseArrays<'py, T: Element> {
+    names: ElementwiseNames,
+    x: PyReadonlyArrayDyn<'py, T>,
+    y: PyReadonlyArrayDyn<'py, T>,
+    z: Option<PyReadonlyArrayDyn<'py, T>>,
+    value_weight: Option<PyReadonlyArrayDyn<'py, T>>,
+    grad_weight: Option<PyReadonlyArrayDyn<'py, T>>,
+    value_out: Option<PyReadwriteArrayDyn<'py, T>>,
+    grad_out: Option<PyReadwriteArrayDyn<'py, T>>,
+    grad2_out: Option<PyReadwriteArrayDyn<'py, T>>,
+}
+
+impl<T: Float + Element> ElementwiseArrays<'_, T> {
+    /// Checks that every array has the input's size and hands out the kernel's arguments.
+    fn kernel_args(&mut self, grad_scale: f64) -> PyResult<(Inputs<'_, T>, Outputs<'_, T>)> {
+        let n = self.x.len();
+        let read = [Some(&self.y), self.z.as_ref(), self.value_weight.as_ref(), self.grad_weight.as_ref()];
+        let written = [self.value_out.as_ref(), self.grad_out.as_ref(), self.grad2_out.as_ref()];
+        let read_lens = read.into_iter().flatten().map(|a| a.len());
+        if read_lens.chain(written.into_iter().flatten().map(|a| a.len())).any(|len| len != n) {
+            return Err(PyValueError::new_err("all arrays must have the input's size"));
+        }
+        let names = self.names;
+        let inputs = Inputs {
+            x: as_slice(&self.x, names.x)?,
+            y: as_slice(&self.y, "target")?,
+            z: as_slice_opt(&self.z, names.z)?,
+            value_weight: as_slice_opt(&self.value_weight, "weight")?,
+            grad_weight: as_slice_opt(&self.grad_weight, names.grad_weight)?,
+            grad_scale: T::from_f64(grad_scale),
+        };
+        let outputs = Outputs {
+            value: as_slice_mut_opt(&mut self.value_out, "value out")?,
+            grad_x: as_slice_mut_opt(&mut self.grad_out, "out")?,
+            grad_z: as_slice_mut_opt(&mut self.grad2_out, "out")?,
+        };
+        Ok((inputs, outputs))
+    }
+}
+
 fn parse_pointwise(name: &str, param: f64, full: bool) -> PyResult<Pointwise> {
     Ok(match name {
         "mse" => Pointwise::Mse,
@@ -153,50 +265,8 @@ fn parse_pointwise(name: &str, param: f64, full: bool) -> PyResult<Pointwise> {
     })
 }
 
-/// The arguments of `pointwise`, borrowed for one dtype.
-struct PointwiseArgs<'a, 'py> {
-    x: &'a Array<'py>,
-    y: &'a Array<'py>,
-    z: Option<&'a Array<'py>>,
-    value_weight: Option<&'a Array<'py>>,
-    grad_weight: Option<&'a Array<'py>>,
-    value_out: Option<&'a Array<'py>>,
-    grad_out: Option<&'a Array<'py>>,
-    grad2_out: Option<&'a Array<'py>>,
-}
-
-fn pointwise_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    loss: Pointwise,
-    a: PointwiseArgs<'_, 'py>,
-    grad_scale: f64,
-    sum: bool,
-) -> PyResult<f64> {
-    let x = readonly::<T>(a.x, "input")?;
-    let y = readonly::<T>(a.y, "target")?;
-    let (z, vw, gw) = (ro(a.z, "var")?, ro(a.value_weight, "weight")?, ro(a.grad_weight, "grad_weight")?);
-    let (mut vo, mut go, mut g2o) = (rw(a.value_out, "value out")?, rw(a.grad_out, "out")?, rw(a.grad2_out, "out")?);
-    let n = x.len();
-    let sizes = [Some(y.len()), z.as_ref().map(|a| a.len()), vw.as_ref().map(|a| a.len()), gw.as_ref().map(|a| a.len())];
-    let out_sizes = [vo.as_ref().map(|a| a.len()), go.as_ref().map(|a| a.len()), g2o.as_ref().map(|a| a.len())];
-    if sizes.iter().chain(out_sizes.iter()).flatten().any(|&len| len != n) {
-        return Err(PyValueError::new_err("all arrays must have the input's size"));
-    }
-    let inputs = Inputs {
-        x: as_slice(&x, "input")?,
-        y: as_slice(&y, "target")?,
-        z: z.as_ref().map(|a| as_slice(a, "var")).transpose()?,
-        value_weight: vw.as_ref().map(|a| as_slice(a, "weight")).transpose()?,
-        grad_weight: gw.as_ref().map(|a| as_slice(a, "grad_weight")).transpose()?,
-        grad_scale: T::from_f64(grad_scale),
-    };
-    let outputs = Outputs {
-        value: vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?,
-        grad_x: go.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-        grad_z: g2o.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-    };
-    Ok(detach_if_large(py, n, || loss.evaluate(&inputs, outputs, sum)))
-}
+/// What the errors of `pointwise` call its arrays.
+const POINTWISE_NAMES: ElementwiseNames = ElementwiseNames { x: "input", z: "var", grad_weight: "grad_weight" };
 
 /// `value` as a NumPy scalar of type `T` (`np.float32(value)` without a trip through Python).
 pub(crate) fn numpy_scalar<'py, T: Element>(py: Python<'py>, value: T) -> PyResult<Bound<'py, PyAny>> {
@@ -306,7 +376,8 @@ mod _core {
         full: bool,
     ) -> PyResult<f64> {
         let loss = parse_pointwise(loss, param, full)?;
-        let args = PointwiseArgs {
+        let args = ElementwiseArgs {
+            names: POINTWISE_NAMES,
             x: input,
             y: target,
             z: var,
@@ -316,7 +387,9 @@ mod _core {
             grad_out,
             grad2_out,
         };
-        with_float_type!(FloatDtype::of(py, input, "input")?, |T| pointwise_typed::<T>(py, loss, args, grad_scale, sum))
+        with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+            args.run::<T>(py, grad_scale, |inputs, outputs| loss.evaluate(inputs, outputs, sum))
+        })
     }
 
     /// The mean of an element-wise loss with default options for `inputs = (input, target)` of one
