@@ -4,13 +4,13 @@
 //! C-contiguous arrays of one float dtype; these functions re-check sizes (a wrong call raises,
 //! never panics), borrow slices, release the GIL for large inputs and run a kernel.
 
-use numpy::{Element, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::{
-    Array, ElementwiseArgs, ElementwiseNames, FloatDtype, as_slice, as_slice_mut, check_len, detach_if_large,
-    readonly, ro, rw, with_float_type,
+    Array, ElementwiseArgs, ElementwiseNames, FloatDtype, RowArgs, RowLens, WeightLen, as_slice, check_len,
+    detach_if_large, ro, with_float_type,
 };
 use crate::embedding::{self, GradFactor, HingeEmbedding, MarginRanking, PNorm, RowOutputs, Triplet};
 use crate::float::Float;
@@ -33,91 +33,78 @@ impl RowLoss {
     }
 }
 
-struct RowArgs<'a, 'py> {
-    inputs: Vec<&'a Array<'py>>,
+/// The arrays of a row loss: the row-wise arrays (inputs named input1, input2, input3) and the
+/// target, one element per row.
+struct EmbeddingArgs<'a, 'py> {
+    rows: RowArgs<'a, 'py>,
     target: Option<&'a Array<'py>>,
-    grad_output: Option<&'a Array<'py>>,
-    value_out: Option<&'a Array<'py>>,
-    grads_out: Option<Vec<&'a Array<'py>>>,
 }
 
-fn rows_typed<'py, T: Float + Element>(
-    py: Python<'py>,
+impl<'a, 'py> EmbeddingArgs<'a, 'py> {
+    fn new(
+        inputs: &[&'a Array<'py>],
+        target: Option<&'a Array<'py>>,
+        grad_output: Option<&'a Array<'py>>,
+        value_out: Option<&'a Array<'py>>,
+        grads_out: &'a Option<Vec<Array<'py>>>,
+    ) -> Self {
+        let inputs = ["input1", "input2", "input3"].into_iter().zip(inputs.iter().copied()).collect();
+        let grads_out = grads_out.iter().flatten().collect();
+        EmbeddingArgs { rows: RowArgs { inputs, weight: None, grad_output, value_out, grads_out }, target }
+    }
+}
+
+fn rows_typed<T: Float + Element>(
+    py: Python<'_>,
     loss: RowLoss,
-    a: RowArgs<'_, 'py>,
+    a: &EmbeddingArgs<'_, '_>,
     nrows: usize,
     d: usize,
     scale: f64,
     sum: bool,
 ) -> PyResult<f64> {
-    let names = ["input1", "input2", "input3"];
-    let inputs: Vec<PyReadonlyArrayDyn<'py, T>> =
-        a.inputs.iter().zip(names).map(|(x, n)| readonly::<T>(x, n)).collect::<PyResult<_>>()?;
+    let mut arrays = a.rows.borrow::<T>()?;
     let target = ro::<T>(a.target, "target")?;
-    let go = ro::<T>(a.grad_output, "grad_output")?;
-    let mut vo = rw::<T>(a.value_out, "value out")?;
-    let mut gos: Vec<PyReadwriteArrayDyn<'py, T>> = match &a.grads_out {
-        Some(gs) => gs.iter().map(|g| super::readwrite::<T>(g, "out")).collect::<PyResult<_>>()?,
-        None => Vec::new(),
-    };
     let total = nrows.checked_mul(d).ok_or_else(|| PyValueError::new_err("nrows·d overflows"))?;
-    for (x, n) in inputs.iter().zip(names) {
-        check_len(n, x.len(), total)?;
-    }
+    let s = arrays.slices(RowLens { elements: total, rows: nrows, weight: WeightLen::NotTaken })?;
     if let Some(t) = &target {
         check_len("target", t.len(), nrows)?;
     }
-    if let Some(g) = &go {
-        check_len("grad_output", g.len(), nrows)?;
-    }
-    if let Some(v) = &vo {
-        check_len("value out", v.len(), nrows)?;
-    }
-    if !gos.is_empty() && gos.len() != loss.ngrads() {
-        return Err(PyValueError::new_err(format!("out: expected {} gradient buffers", loss.ngrads())));
-    }
-    for g in &gos {
-        check_len("out", g.len(), total)?;
-    }
-    let xs: Vec<&[T]> = inputs.iter().zip(names).map(|(x, n)| as_slice(x, n)).collect::<PyResult<_>>()?;
-    let need_inputs = if matches!(loss, RowLoss::Triplet(_)) { 3 } else { 2 };
-    if xs.len() != need_inputs {
-        return Err(PyValueError::new_err(format!("expected {need_inputs} input arrays, got {}", xs.len())));
-    }
     let t = target.as_ref().map(|t| as_slice(t, "target")).transpose()?;
-    if !matches!(loss, RowLoss::Triplet(_)) && t.is_none() {
-        return Err(PyValueError::new_err("target: required"));
-    }
-    let factor = GradFactor { grad_output: go.as_ref().map(|g| as_slice(g, "grad_output")).transpose()?, scale: T::from_f64(scale) };
-    let value = vo.as_mut().map(|v| as_slice_mut(v, "value out")).transpose()?;
-    let grads: Option<Vec<&mut [T]>> = if gos.is_empty() {
-        None
-    } else {
-        Some(gos.iter_mut().map(|g| as_slice_mut(g, "out")).collect::<PyResult<_>>()?)
-    };
-    let out = RowOutputs { value, grads };
+    let factor = GradFactor { grad_output: s.grad_output, scale: T::from_f64(scale) };
+    let xs = s.inputs;
+    let out = RowOutputs { value: s.value, grads: if s.grads.is_empty() { None } else { Some(s.grads) } };
     let run = move || match loss {
         RowLoss::Triplet(opts) => embedding::triplet(xs[0], xs[1], xs[2], nrows, d, opts, factor, out, sum),
         RowLoss::Contrastive { margin, eps } => {
             embedding::contrastive(xs[0], xs[1], t.unwrap(), nrows, d, margin, eps, factor, out, sum)
         }
-        RowLoss::Cosine { margin } => embedding::cosine_embedding(xs[0], xs[1], t.unwrap(), nrows, d, margin, factor, out, sum),
+        RowLoss::Cosine { margin } => {
+            embedding::cosine_embedding(xs[0], xs[1], t.unwrap(), nrows, d, margin, factor, out, sum)
+        }
     };
     Ok(detach_if_large(py, total, run))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rows_dispatch<'py>(
-    py: Python<'py>,
+/// Checks that a row loss has the arrays it needs, then runs it for the inputs' dtype.
+fn rows_dispatch(
+    py: Python<'_>,
     loss: RowLoss,
-    args: RowArgs<'_, 'py>,
+    args: EmbeddingArgs<'_, '_>,
     nrows: usize,
     d: usize,
     scale: f64,
     sum: bool,
 ) -> PyResult<f64> {
-    let first = args.inputs[0];
-    with_float_type!(FloatDtype::of(py, first, "input")?, |T| rows_typed::<T>(py, loss, args, nrows, d, scale, sum))
+    let ngrads = args.rows.grads_out.len();
+    if ngrads != 0 && ngrads != loss.ngrads() {
+        return Err(PyValueError::new_err(format!("out: expected {} gradient buffers", loss.ngrads())));
+    }
+    if !matches!(loss, RowLoss::Triplet(_)) && args.target.is_none() {
+        return Err(PyValueError::new_err("target: required"));
+    }
+    let (_, first) = args.rows.inputs[0];
+    with_float_type!(FloatDtype::of(py, first, "input")?, |T| rows_typed::<T>(py, loss, &args, nrows, d, scale, sum))
 }
 
 /// Triplet margin loss over `nrows` rows of length `d`; returns the sum of row losses when `sum`.
@@ -151,8 +138,7 @@ fn triplet_margin<'py>(
     } else {
         PNorm::Real(p)
     };
-    let gs = grads_out.as_ref().map(|v| v.iter().collect());
-    let args = RowArgs { inputs: vec![anchor, positive, negative], target: None, grad_output, value_out, grads_out: gs };
+    let args = EmbeddingArgs::new(&[anchor, positive, negative], None, grad_output, value_out, &grads_out);
     rows_dispatch(py, RowLoss::Triplet(Triplet { margin, norm, eps, swap }), args, nrows, d, scale, sum)
 }
 
@@ -175,8 +161,7 @@ fn contrastive<'py>(
     value_out: Option<&Array<'py>>,
     grads_out: Option<Vec<Array<'py>>>,
 ) -> PyResult<f64> {
-    let gs = grads_out.as_ref().map(|v| v.iter().collect());
-    let args = RowArgs { inputs: vec![input1, input2], target: Some(target), grad_output, value_out, grads_out: gs };
+    let args = EmbeddingArgs::new(&[input1, input2], Some(target), grad_output, value_out, &grads_out);
     rows_dispatch(py, RowLoss::Contrastive { margin, eps }, args, nrows, d, scale, sum)
 }
 
@@ -198,8 +183,7 @@ fn cosine_embedding<'py>(
     value_out: Option<&Array<'py>>,
     grads_out: Option<Vec<Array<'py>>>,
 ) -> PyResult<f64> {
-    let gs = grads_out.as_ref().map(|v| v.iter().collect());
-    let args = RowArgs { inputs: vec![input1, input2], target: Some(target), grad_output, value_out, grads_out: gs };
+    let args = EmbeddingArgs::new(&[input1, input2], Some(target), grad_output, value_out, &grads_out);
     rows_dispatch(py, RowLoss::Cosine { margin }, args, nrows, d, scale, sum)
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<
     typed_c_contiguous::<T>(a, name)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-pub(crate) fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
     typed_c_contiguous::<T>(a, name)?.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResul
     a.map(|a| readonly::<T>(a, name)).transpose()
 }
 
-pub(crate) fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
+fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
     a.map(|a| readwrite::<T>(a, name)).transpose()
 }
 
@@ -59,7 +59,7 @@ pub(crate) fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &
     a.as_slice().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-pub(crate) fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
+fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
     a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
@@ -247,6 +247,111 @@ impl<T: Float + Element> ElementwiseArrays<'_, T> {
             grad_z: as_slice_mut_opt(&mut self.grad2_out, "out")?,
         };
         Ok((inputs, outputs))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The arrays of a row-wise kernel call (the multiclass and embedding losses).
+
+/// The float arrays of one row-wise kernel call as the binding receives them: the inputs with the
+/// names their errors use, an optional weight, per-row grad_output and value out, and the gradient
+/// buffers (one per input with a gradient, or none).
+pub(crate) struct RowArgs<'a, 'py> {
+    pub inputs: Vec<(&'static str, &'a Array<'py>)>,
+    pub weight: Option<&'a Array<'py>>,
+    pub grad_output: Option<&'a Array<'py>>,
+    pub value_out: Option<&'a Array<'py>>,
+    pub grads_out: Vec<&'a Array<'py>>,
+}
+
+/// How many elements a row-wise kernel's `weight` has.
+#[derive(Clone, Copy)]
+pub(crate) enum WeightLen {
+    /// The loss takes no weight.
+    NotTaken,
+    /// One per class.
+    PerClass(usize),
+    /// One per class, or one per element of the input (multilabel_soft_margin_loss).
+    PerClassOrElement(usize),
+}
+
+/// The element counts a row-wise kernel needs of its arrays.
+#[derive(Clone, Copy)]
+pub(crate) struct RowLens {
+    /// Each input and each gradient buffer: one per element of the input.
+    pub elements: usize,
+    /// grad_output and value out: one per row (sample).
+    pub rows: usize,
+    pub weight: WeightLen,
+}
+
+impl<'py> RowArgs<'_, 'py> {
+    /// Borrows the arrays as `T`: the inputs read-only, the outputs writable.
+    pub(crate) fn borrow<T: Element>(&self) -> PyResult<RowArrays<'py, T>> {
+        Ok(RowArrays {
+            inputs: self.inputs.iter().map(|&(name, a)| Ok((name, readonly(a, name)?))).collect::<PyResult<_>>()?,
+            weight: ro(self.weight, "weight")?,
+            grad_output: ro(self.grad_output, "grad_output")?,
+            value_out: rw(self.value_out, "value out")?,
+            grads_out: self.grads_out.iter().map(|a| readwrite(a, "out")).collect::<PyResult<_>>()?,
+        })
+    }
+}
+
+/// The arrays of one row-wise kernel call, borrowed as `T`.
+pub(crate) struct RowArrays<'py, T: Element> {
+    inputs: Vec<(&'static str, PyReadonlyArrayDyn<'py, T>)>,
+    weight: Option<PyReadonlyArrayDyn<'py, T>>,
+    grad_output: Option<PyReadonlyArrayDyn<'py, T>>,
+    value_out: Option<PyReadwriteArrayDyn<'py, T>>,
+    grads_out: Vec<PyReadwriteArrayDyn<'py, T>>,
+}
+
+/// The slices of a [`RowArrays`], each of the length the kernel needs.
+pub(crate) struct RowSlices<'a, T> {
+    pub inputs: Vec<&'a [T]>,
+    pub weight: Option<&'a [T]>,
+    pub grad_output: Option<&'a [T]>,
+    pub value: Option<&'a mut [T]>,
+    pub grads: Vec<&'a mut [T]>,
+}
+
+impl<T: Element> RowArrays<'_, T> {
+    /// Checks every array's element count against `lens` and hands out the slices.
+    pub(crate) fn slices(&mut self, lens: RowLens) -> PyResult<RowSlices<'_, T>> {
+        for (name, x) in &self.inputs {
+            check_len(name, x.len(), lens.elements)?;
+        }
+        if let Some(w) = &self.weight {
+            match lens.weight {
+                WeightLen::NotTaken => return Err(PyValueError::new_err("weight: this loss takes no weight")),
+                WeightLen::PerClass(c) => check_len("weight", w.len(), c)?,
+                WeightLen::PerClassOrElement(c) if w.len() != c && w.len() != lens.elements => {
+                    return Err(PyValueError::new_err(format!(
+                        "weight: has {} elements, expected {c} (per class) or {} (per element)",
+                        w.len(),
+                        lens.elements
+                    )));
+                }
+                WeightLen::PerClassOrElement(_) => {}
+            }
+        }
+        if let Some(g) = &self.grad_output {
+            check_len("grad_output", g.len(), lens.rows)?;
+        }
+        if let Some(v) = &self.value_out {
+            check_len("value out", v.len(), lens.rows)?;
+        }
+        for g in &self.grads_out {
+            check_len("out", g.len(), lens.elements)?;
+        }
+        Ok(RowSlices {
+            inputs: self.inputs.iter().map(|(name, x)| as_slice(x, name)).collect::<PyResult<_>>()?,
+            weight: as_slice_opt(&self.weight, "weight")?,
+            grad_output: as_slice_opt(&self.grad_output, "grad_output")?,
+            value: as_slice_mut_opt(&mut self.value_out, "value out")?,
+            grads: self.grads_out.iter_mut().map(|g| as_slice_mut(g, "out")).collect::<PyResult<_>>()?,
+        })
     }
 }
 
