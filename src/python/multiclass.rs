@@ -32,6 +32,19 @@ fn out_of_bounds(t: i64, c: usize, ignore_index: Option<i64>) -> PyErr {
     ))
 }
 
+/// The divisor of a mean over the class indices `y` (see `multiclass::index_divisor`), or the
+/// IndexError for the first index out of bounds.
+fn index_divisor<T: Float>(
+    py: Python<'_>,
+    y: &[i64],
+    layout: Layout,
+    ignore_index: i64,
+    weight: Option<&[T]>,
+) -> PyResult<f64> {
+    detach_if_large(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
+        .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))
+}
+
 /// The float arrays of a multiclass binding: one input (`input` in errors) and at most one
 /// gradient buffer.
 fn row_args<'a, 'py>(
@@ -90,9 +103,7 @@ fn cross_entropy_typed<T: Float + Element>(
         let t = readonly::<i64>(target, "target")?;
         check_len("target", t.len(), layout.samples())?;
         let y = as_slice(&t, "target")?;
-        let divisor =
-            detach_if_large(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
-                .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
+        let divisor = index_divisor(py, y, layout, ignore_index, weight)?;
         let scale = if mean { scale / divisor } else { scale };
         let p = CrossEntropy {
             x: xs,
@@ -175,8 +186,7 @@ fn nll_typed<T: Float + Element>(
     let Slices { x: xs, weight, grad_output, outputs } = Slices::new(arrays.slices(lens)?);
     check_len("target", t.len(), layout.samples())?;
     let y = as_slice(&t, "target")?;
-    let divisor = detach_if_large(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
-        .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
+    let divisor = index_divisor(py, y, layout, ignore_index, weight)?;
     let scale = if mean { scale / divisor } else { scale };
     let total = detach_if_large(py, layout.len(), || {
         multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, outputs, grad_zeroed)
