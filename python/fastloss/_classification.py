@@ -19,6 +19,7 @@ from ._args import (
     float_arg,
     bool_arg,
     empty,
+    finish_value,
     float_arrays,
     grad_output_arg,
     out_arg,
@@ -61,14 +62,6 @@ def divisor_for(reduction, shape, size):
     if reduction == "batchmean":
         return shape[0] if len(shape) else 1
     return 1
-
-
-def _finish(total, divisor, reduction, dtype, value_out):
-    if reduction == "none":
-        return value_out
-    if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / divisor) if divisor else dtype.type(math.nan)
 
 
 def elementwise_args(input, target, weight, pos_weight, reduction, reductions, unit_interval_check):
@@ -127,7 +120,7 @@ def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_o
     x, y, w, pw, grad_weight = unalias([x, y, w, pw, grad_weight], [g])
     total = _core.classification(kernel, x, y, pw, w, grad_weight, scale, want_value and reduction != "none",
                                  value_out, g, p1, p2)
-    value = _finish(total, divisor, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, divisor, reduction, dtype, value_out) if want_value else None
     return value, g
 
 
