@@ -118,6 +118,16 @@ def grad_output_arg(grad_output, value_shape, dtype, reduction):
     return 1.0, contiguous(go, dtype)
 
 
+def finish_value(total, divisor, reduction, dtype, value_out):
+    """The loss value of `reduction` from a kernel's run: `value_out` (the per-element losses) for
+    'none', else `total` (Σ losses) or its mean over `divisor`, as a `dtype` scalar."""
+    if reduction == "none":
+        return value_out
+    if reduction == "sum":
+        return dtype.type(total)
+    return dtype.type(total / divisor) if divisor else dtype.type(math.nan)
+
+
 def empty(shape, dtype):
     """An uninitialised C-contiguous array for a result. Large ones (≥ 1 MiB) come from the compiled
     module's cache of freed buffers: fresh pages for tens of MB cost more than the loss kernels."""

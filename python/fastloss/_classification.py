@@ -1,7 +1,8 @@
 """The classification losses on the compiled element-wise engine (kernels: src/classification.rs).
 
-Shared with `fastloss.reference._classification` (so both validate identically): the broadcasting
-of `weight` / `pos_weight`, the [0, 1] check of binary_cross_entropy and the reduction divisors.
+Shared with `fastloss.reference._classification` (so both validate identically): the argument
+handling (`elementwise_args`: conversion, the broadcasting of `weight` / `pos_weight`, the [0, 1]
+check of binary_cross_entropy with its error message) and the reduction divisors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._args import (
     float_arg,
     bool_arg,
     empty,
+    finish_value,
     float_arrays,
     grad_output_arg,
     out_arg,
@@ -62,12 +64,25 @@ def divisor_for(reduction, shape, size):
     return 1
 
 
-def _finish(total, divisor, reduction, dtype, value_out):
-    if reduction == "none":
-        return value_out
-    if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / divisor) if divisor else dtype.type(math.nan)
+def elementwise_args(input, target, weight, pos_weight, reduction, reductions, unit_interval_check):
+    """The checked, converted arrays of an element-wise classification loss: (dtype, input, target,
+    weight, pos_weight), the last two broadcast to the input's shape (None when not given).
+    `unit_interval_check(arr, name)`, unless None, checks the input and the target (BCE)."""
+    reduction_arg(reduction, reductions)
+    named = {"input": input, "target": target}
+    if weight is not None:
+        named["weight"] = weight
+    if pos_weight is not None:
+        named["pos_weight"] = pos_weight
+    dtype, arrays = float_arrays(named)
+    x, y = arrays[0], arrays[1]
+    same_shape(x.shape, y, "target")
+    w = broadcast_arg(arrays[2], x.shape, "weight") if weight is not None else None
+    pw = broadcast_arg(arrays[-1], x.shape, "pos_weight") if pos_weight is not None else None
+    if unit_interval_check is not None:
+        unit_interval_check(x, "input")
+        unit_interval_check(y, "target")
+    return dtype, x, y, w, pw
 
 
 def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_output, out, *, weight=None,
@@ -93,20 +108,8 @@ def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_o
             if reduction == "sum":
                 return dtype.type(total), g
             return dtype.type(total / n if n else math.nan), g
-    reduction_arg(reduction, reductions)
-    named = {"input": input, "target": target}
-    if weight is not None:
-        named["weight"] = weight
-    if pos_weight is not None:
-        named["pos_weight"] = pos_weight
-    dtype, arrays = float_arrays(named)
-    x, y = arrays[0], arrays[1]
-    same_shape(x.shape, y, "target")
-    w = broadcast_arg(arrays[2], x.shape, "weight") if weight is not None else None
-    pw = broadcast_arg(arrays[-1], x.shape, "pos_weight") if pos_weight is not None else None
-    if unit_interval:
-        check_unit_interval(x, "input")
-        check_unit_interval(y, "target")
+    dtype, x, y, w, pw = elementwise_args(input, target, weight, pos_weight, reduction, reductions,
+                                          check_unit_interval if unit_interval else None)
     scale, go = grad_output_arg(grad_output, x.shape, dtype, reduction)
     divisor = divisor_for(reduction, x.shape, x.size)
     if reduction in ("mean", "batchmean"):
@@ -117,7 +120,7 @@ def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_o
     x, y, w, pw, grad_weight = unalias([x, y, w, pw, grad_weight], [g])
     total = _core.classification(kernel, x, y, pw, w, grad_weight, scale, want_value and reduction != "none",
                                  value_out, g, p1, p2)
-    value = _finish(total, divisor, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, divisor, reduction, dtype, value_out) if want_value else None
     return value, g
 
 

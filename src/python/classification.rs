@@ -4,14 +4,13 @@
 //! functions re-check dtypes, contiguity and sizes (raising, never panicking), borrow the arrays
 //! as slices and run the kernel with the GIL released for large inputs.
 
-use numpy::{Element, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use super::{
+    Array, ElementwiseArgs, ElementwiseNames, FloatDtype, as_slice, detach_if_large, readonly, with_float_type,
+};
 use crate::classification::{Classification, first_outside_unit_interval};
-use crate::float::Float;
-use crate::pointwise::{Inputs, Outputs};
 
 /// Adds this family's functions to `_core`.
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -36,56 +35,8 @@ fn parse(name: &str, p1: f64, p2: f64) -> PyResult<Classification> {
     })
 }
 
-/// The array arguments of `classification`, for one dtype.
-struct Args<'a, 'py> {
-    x: &'a Array<'py>,
-    y: &'a Array<'py>,
-    z: Option<&'a Array<'py>>,
-    value_weight: Option<&'a Array<'py>>,
-    grad_weight: Option<&'a Array<'py>>,
-    value_out: Option<&'a Array<'py>>,
-    grad_out: Option<&'a Array<'py>>,
-}
-
-fn run_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    loss: Classification,
-    a: Args<'_, 'py>,
-    grad_scale: f64,
-    sum: bool,
-) -> PyResult<f64> {
-    let x = readonly::<T>(a.x, "input")?;
-    let y = readonly::<T>(a.y, "target")?;
-    let (z, vw, gw) = (ro(a.z, "pos_weight")?, ro(a.value_weight, "weight")?, ro(a.grad_weight, "grad_weight")?);
-    let (mut vo, mut go) = (rw(a.value_out, "value out")?, rw(a.grad_out, "out")?);
-    if matches!(loss, Classification::BceLogitsPosWeight) && z.is_none() {
-        return Err(PyValueError::new_err("bce_logits_pos_weight needs pos_weight"));
-    }
-    let n = x.len();
-    let sizes = [Some(y.len()), z.as_ref().map(|a| a.len()), vw.as_ref().map(|a| a.len()), gw.as_ref().map(|a| a.len())];
-    let out_sizes = [vo.as_ref().map(|a| a.len()), go.as_ref().map(|a| a.len())];
-    if sizes.iter().chain(out_sizes.iter()).flatten().any(|&len| len != n) {
-        return Err(PyValueError::new_err("all arrays must have the input's size"));
-    }
-    let inputs = Inputs {
-        x: as_slice(&x, "input")?,
-        y: as_slice(&y, "target")?,
-        z: z.as_ref().map(|a| as_slice(a, "pos_weight")).transpose()?,
-        value_weight: vw.as_ref().map(|a| as_slice(a, "weight")).transpose()?,
-        grad_weight: gw.as_ref().map(|a| as_slice(a, "grad_weight")).transpose()?,
-        grad_scale: T::from_f64(grad_scale),
-    };
-    let outputs = Outputs {
-        value: vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?,
-        grad_x: go.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-        grad_z: None,
-    };
-    if n < 4096 {
-        // Releasing and re-taking the GIL costs more than these kernels.
-        return Ok(loss.evaluate(&inputs, outputs, sum));
-    }
-    Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
-}
+/// What the errors of `classification` call its arrays.
+const NAMES: ElementwiseNames = ElementwiseNames { x: "input", z: "pos_weight", grad_weight: "grad_weight" };
 
 /// Evaluates a classification loss: returns Σ ℓ·weight when `sum`, writes per-element losses to
 /// `value_out` and gradients (∂ℓ·grad_weight·grad_scale) to `grad_out`. `pos_weight` is the
@@ -110,32 +61,31 @@ fn classification<'py>(
     p2: f64,
 ) -> PyResult<f64> {
     let loss = parse(loss, p1, p2)?;
-    let args = Args { x: input, y: target, z: pos_weight, value_weight: weight, grad_weight, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        run_typed::<f32>(py, loss, args, grad_scale, sum)
-    } else if is_dtype::<f64>(py, input) {
-        run_typed::<f64>(py, loss, args, grad_scale, sum)
-    } else {
-        Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype())))
+    if matches!(loss, Classification::BceLogitsPosWeight) && pos_weight.is_none() {
+        return Err(PyValueError::new_err("bce_logits_pos_weight needs pos_weight"));
     }
+    let args = ElementwiseArgs {
+        names: NAMES,
+        x: input,
+        y: target,
+        z: pos_weight,
+        value_weight: weight,
+        grad_weight,
+        value_out,
+        grad_out,
+        grad2_out: None,
+    };
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        args.run::<T>(py, grad_scale, |inputs, outputs| loss.evaluate(inputs, outputs, sum))
+    })
 }
 
 /// The flat index of the first element of `x` outside [0, 1] (NaN counts), or None.
 #[pyfunction]
 fn first_outside_unit<'py>(py: Python<'py>, x: &Array<'py>) -> PyResult<Option<usize>> {
-    fn typed<'py, T: Float + Element>(py: Python<'py>, x: &Array<'py>) -> PyResult<Option<usize>> {
+    with_float_type!(FloatDtype::of(py, x, "x")?, |T| {
         let a = readonly::<T>(x, "x")?;
         let s = as_slice(&a, "x")?;
-        if s.len() < 4096 {
-            return Ok(first_outside_unit_interval(s));
-        }
-        Ok(py.detach(|| first_outside_unit_interval(s)))
-    }
-    if is_dtype::<f32>(py, x) {
-        typed::<f32>(py, x)
-    } else if is_dtype::<f64>(py, x) {
-        typed::<f64>(py, x)
-    } else {
-        Err(PyTypeError::new_err(format!("x: expected float32 or float64, got {}", x.dtype())))
-    }
+        Ok(detach_if_large(py, s.len(), || first_outside_unit_interval(s)))
+    })
 }

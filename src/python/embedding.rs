@@ -4,24 +4,17 @@
 //! C-contiguous arrays of one float dtype; these functions re-check sizes (a wrong call raises,
 //! never panics), borrow slices, release the GIL for large inputs and run a kernel.
 
-use numpy::{Element, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use numpy::{Element, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use super::{
+    Array, ElementwiseArgs, ElementwiseNames, FloatDtype, RowArgs, RowLens, WeightLen, as_slice, check_len,
+    detach_if_large, ro, with_float_type,
+};
 use crate::embedding::{self, GradFactor, HingeEmbedding, MarginRanking, PNorm, RowOutputs, Triplet};
 use crate::float::Float;
-use crate::pointwise::{Inputs, Outputs, evaluate};
-
-/// Below this many elements the GIL is kept: releasing it costs more than the kernel.
-const DETACH_MIN: usize = 4096;
-
-fn check_len(len: usize, want: usize, name: &str) -> PyResult<()> {
-    if len != want {
-        return Err(PyValueError::new_err(format!("{name}: has {len} elements, expected {want}")));
-    }
-    Ok(())
-}
+use crate::pointwise::evaluate;
 
 /// Which row kernel to run, with its options.
 #[derive(Copy, Clone)]
@@ -40,97 +33,78 @@ impl RowLoss {
     }
 }
 
-struct RowArgs<'a, 'py> {
-    inputs: Vec<&'a Array<'py>>,
+/// The arrays of a row loss: the row-wise arrays (inputs named input1, input2, input3) and the
+/// target, one element per row.
+struct EmbeddingArgs<'a, 'py> {
+    rows: RowArgs<'a, 'py>,
     target: Option<&'a Array<'py>>,
-    grad_output: Option<&'a Array<'py>>,
-    value_out: Option<&'a Array<'py>>,
-    grads_out: Option<Vec<&'a Array<'py>>>,
 }
 
-fn rows_typed<'py, T: Float + Element>(
-    py: Python<'py>,
+impl<'a, 'py> EmbeddingArgs<'a, 'py> {
+    fn new(
+        inputs: &[&'a Array<'py>],
+        target: Option<&'a Array<'py>>,
+        grad_output: Option<&'a Array<'py>>,
+        value_out: Option<&'a Array<'py>>,
+        grads_out: &'a Option<Vec<Array<'py>>>,
+    ) -> Self {
+        let inputs = ["input1", "input2", "input3"].into_iter().zip(inputs.iter().copied()).collect();
+        let grads_out = grads_out.iter().flatten().collect();
+        EmbeddingArgs { rows: RowArgs { inputs, weight: None, grad_output, value_out, grads_out }, target }
+    }
+}
+
+fn rows_typed<T: Float + Element>(
+    py: Python<'_>,
     loss: RowLoss,
-    a: RowArgs<'_, 'py>,
+    a: &EmbeddingArgs<'_, '_>,
     nrows: usize,
     d: usize,
     scale: f64,
     sum: bool,
 ) -> PyResult<f64> {
-    let names = ["input1", "input2", "input3"];
-    let inputs: Vec<PyReadonlyArrayDyn<'py, T>> =
-        a.inputs.iter().zip(names).map(|(x, n)| readonly::<T>(x, n)).collect::<PyResult<_>>()?;
+    let mut arrays = a.rows.borrow::<T>()?;
     let target = ro::<T>(a.target, "target")?;
-    let go = ro::<T>(a.grad_output, "grad_output")?;
-    let mut vo = rw::<T>(a.value_out, "value out")?;
-    let mut gos: Vec<PyReadwriteArrayDyn<'py, T>> = match &a.grads_out {
-        Some(gs) => gs.iter().map(|g| super::readwrite::<T>(g, "out")).collect::<PyResult<_>>()?,
-        None => Vec::new(),
-    };
     let total = nrows.checked_mul(d).ok_or_else(|| PyValueError::new_err("nrows·d overflows"))?;
-    for (x, n) in inputs.iter().zip(names) {
-        check_len(x.len(), total, n)?;
-    }
+    let s = arrays.slices(RowLens { elements: total, rows: nrows, weight: WeightLen::NotTaken })?;
     if let Some(t) = &target {
-        check_len(t.len(), nrows, "target")?;
-    }
-    if let Some(g) = &go {
-        check_len(g.len(), nrows, "grad_output")?;
-    }
-    if let Some(v) = &vo {
-        check_len(v.len(), nrows, "value out")?;
-    }
-    if !gos.is_empty() && gos.len() != loss.ngrads() {
-        return Err(PyValueError::new_err(format!("out: expected {} gradient buffers", loss.ngrads())));
-    }
-    for g in &gos {
-        check_len(g.len(), total, "out")?;
-    }
-    let xs: Vec<&[T]> = inputs.iter().zip(names).map(|(x, n)| as_slice(x, n)).collect::<PyResult<_>>()?;
-    let need_inputs = if matches!(loss, RowLoss::Triplet(_)) { 3 } else { 2 };
-    if xs.len() != need_inputs {
-        return Err(PyValueError::new_err(format!("expected {need_inputs} input arrays, got {}", xs.len())));
+        check_len("target", t.len(), nrows)?;
     }
     let t = target.as_ref().map(|t| as_slice(t, "target")).transpose()?;
-    if !matches!(loss, RowLoss::Triplet(_)) && t.is_none() {
-        return Err(PyValueError::new_err("target: required"));
-    }
-    let factor = GradFactor { grad_output: go.as_ref().map(|g| as_slice(g, "grad_output")).transpose()?, scale: T::from_f64(scale) };
-    let value = vo.as_mut().map(|v| as_slice_mut(v, "value out")).transpose()?;
-    let grads: Option<Vec<&mut [T]>> = if gos.is_empty() {
-        None
-    } else {
-        Some(gos.iter_mut().map(|g| as_slice_mut(g, "out")).collect::<PyResult<_>>()?)
-    };
-    let out = RowOutputs { value, grads };
+    let factor = GradFactor { grad_output: s.grad_output, scale: T::from_f64(scale) };
+    let xs = s.inputs;
+    let out = RowOutputs { value: s.value, grads: if s.grads.is_empty() { None } else { Some(s.grads) } };
     let run = move || match loss {
         RowLoss::Triplet(opts) => embedding::triplet(xs[0], xs[1], xs[2], nrows, d, opts, factor, out, sum),
         RowLoss::Contrastive { margin, eps } => {
             embedding::contrastive(xs[0], xs[1], t.unwrap(), nrows, d, margin, eps, factor, out, sum)
         }
-        RowLoss::Cosine { margin } => embedding::cosine_embedding(xs[0], xs[1], t.unwrap(), nrows, d, margin, factor, out, sum),
+        RowLoss::Cosine { margin } => {
+            embedding::cosine_embedding(xs[0], xs[1], t.unwrap(), nrows, d, margin, factor, out, sum)
+        }
     };
-    if total < DETACH_MIN { Ok(run()) } else { Ok(py.detach(run)) }
+    Ok(detach_if_large(py, total, run))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rows_dispatch<'py>(
-    py: Python<'py>,
+/// Checks that a row loss has the arrays it needs, then runs it for the inputs' dtype.
+fn rows_dispatch(
+    py: Python<'_>,
     loss: RowLoss,
-    args: RowArgs<'_, 'py>,
+    args: EmbeddingArgs<'_, '_>,
     nrows: usize,
     d: usize,
     scale: f64,
     sum: bool,
 ) -> PyResult<f64> {
-    let first = args.inputs[0];
-    if is_dtype::<f32>(py, first) {
-        rows_typed::<f32>(py, loss, args, nrows, d, scale, sum)
-    } else if is_dtype::<f64>(py, first) {
-        rows_typed::<f64>(py, loss, args, nrows, d, scale, sum)
-    } else {
-        Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", first.dtype())))
+    let ngrads = args.rows.grads_out.len();
+    if ngrads != 0 && ngrads != loss.ngrads() {
+        return Err(PyValueError::new_err(format!("out: expected {} gradient buffers", loss.ngrads())));
     }
+    if !matches!(loss, RowLoss::Triplet(_)) && args.target.is_none() {
+        return Err(PyValueError::new_err("target: required"));
+    }
+    let (_, first) = args.rows.inputs[0];
+    with_float_type!(FloatDtype::of(py, first, "input")?, |T| rows_typed::<T>(py, loss, &args, nrows, d, scale, sum))
 }
 
 /// Triplet margin loss over `nrows` rows of length `d`; returns the sum of row losses when `sum`.
@@ -164,8 +138,7 @@ fn triplet_margin<'py>(
     } else {
         PNorm::Real(p)
     };
-    let gs = grads_out.as_ref().map(|v| v.iter().collect());
-    let args = RowArgs { inputs: vec![anchor, positive, negative], target: None, grad_output, value_out, grads_out: gs };
+    let args = EmbeddingArgs::new(&[anchor, positive, negative], None, grad_output, value_out, &grads_out);
     rows_dispatch(py, RowLoss::Triplet(Triplet { margin, norm, eps, swap }), args, nrows, d, scale, sum)
 }
 
@@ -188,8 +161,7 @@ fn contrastive<'py>(
     value_out: Option<&Array<'py>>,
     grads_out: Option<Vec<Array<'py>>>,
 ) -> PyResult<f64> {
-    let gs = grads_out.as_ref().map(|v| v.iter().collect());
-    let args = RowArgs { inputs: vec![input1, input2], target: Some(target), grad_output, value_out, grads_out: gs };
+    let args = EmbeddingArgs::new(&[input1, input2], Some(target), grad_output, value_out, &grads_out);
     rows_dispatch(py, RowLoss::Contrastive { margin, eps }, args, nrows, d, scale, sum)
 }
 
@@ -211,8 +183,7 @@ fn cosine_embedding<'py>(
     value_out: Option<&Array<'py>>,
     grads_out: Option<Vec<Array<'py>>>,
 ) -> PyResult<f64> {
-    let gs = grads_out.as_ref().map(|v| v.iter().collect());
-    let args = RowArgs { inputs: vec![input1, input2], target: Some(target), grad_output, value_out, grads_out: gs };
+    let args = EmbeddingArgs::new(&[input1, input2], Some(target), grad_output, value_out, &grads_out);
     rows_dispatch(py, RowLoss::Cosine { margin }, args, nrows, d, scale, sum)
 }
 
@@ -223,56 +194,8 @@ enum Elementwise {
     HingeEmbedding,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn elementwise_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    loss: Elementwise,
-    x: &Array<'py>,
-    y: &Array<'py>,
-    z: Option<&Array<'py>>,
-    margin: f64,
-    grad_output: Option<&Array<'py>>,
-    scale: f64,
-    sum: bool,
-    value_out: Option<&Array<'py>>,
-    grad_out: Option<&Array<'py>>,
-    grad2_out: Option<&Array<'py>>,
-) -> PyResult<f64> {
-    let x = readonly::<T>(x, "input1")?;
-    let y = readonly::<T>(y, "target")?;
-    let z = ro::<T>(z, "input2")?;
-    let go = ro::<T>(grad_output, "grad_output")?;
-    let (mut vo, mut g1, mut g2) = (rw::<T>(value_out, "value out")?, rw::<T>(grad_out, "out")?, rw::<T>(grad2_out, "out")?);
-    let n = x.len();
-    let sizes = [Some(y.len()), z.as_ref().map(|a| a.len()), go.as_ref().map(|a| a.len())];
-    let outs = [vo.as_ref().map(|a| a.len()), g1.as_ref().map(|a| a.len()), g2.as_ref().map(|a| a.len())];
-    if sizes.iter().chain(outs.iter()).flatten().any(|&len| len != n) {
-        return Err(PyValueError::new_err("all arrays must have the input's size"));
-    }
-    let needs_z = matches!(loss, Elementwise::MarginRanking);
-    if needs_z != z.is_some() || (grad_out.is_some() && needs_z != grad2_out.is_some()) {
-        return Err(PyValueError::new_err("input2 and the second gradient go together"));
-    }
-    let inputs = Inputs {
-        x: as_slice(&x, "input1")?,
-        y: as_slice(&y, "target")?,
-        z: z.as_ref().map(|a| as_slice(a, "input2")).transpose()?,
-        value_weight: None,
-        grad_weight: go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?,
-        grad_scale: T::from_f64(scale),
-    };
-    let outputs = Outputs {
-        value: vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?,
-        grad_x: g1.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-        grad_z: g2.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-    };
-    let m = T::from_f64(margin);
-    let run = move || match loss {
-        Elementwise::MarginRanking => evaluate(MarginRanking { margin: m }, &inputs, outputs, sum),
-        Elementwise::HingeEmbedding => evaluate(HingeEmbedding { margin: m }, &inputs, outputs, sum),
-    };
-    if n < DETACH_MIN { Ok(run()) } else { Ok(py.detach(run)) }
-}
+/// What the errors of `ranking_elementwise` call its arrays.
+const ELEMENTWISE_NAMES: ElementwiseNames = ElementwiseNames { x: "input1", z: "input2", grad_weight: "grad_output" };
 
 /// Margin ranking (`input2` given) or hinge embedding (`input2` None) loss, element-wise.
 #[pyfunction]
@@ -297,13 +220,28 @@ fn ranking_elementwise<'py>(
         "hinge_embedding" => Elementwise::HingeEmbedding,
         _ => return Err(PyValueError::new_err(format!("unknown element-wise loss {loss:?}"))),
     };
-    if is_dtype::<f32>(py, input1) {
-        elementwise_typed::<f32>(py, loss, input1, target, input2, margin, grad_output, scale, sum, value_out, grad_out, grad2_out)
-    } else if is_dtype::<f64>(py, input1) {
-        elementwise_typed::<f64>(py, loss, input1, target, input2, margin, grad_output, scale, sum, value_out, grad_out, grad2_out)
-    } else {
-        Err(PyTypeError::new_err(format!("input1: expected float32 or float64, got {}", input1.dtype())))
+    let needs_input2 = matches!(loss, Elementwise::MarginRanking);
+    if needs_input2 != input2.is_some() || (grad_out.is_some() && needs_input2 != grad2_out.is_some()) {
+        return Err(PyValueError::new_err("input2 and the second gradient go together"));
     }
+    let args = ElementwiseArgs {
+        names: ELEMENTWISE_NAMES,
+        x: input1,
+        y: target,
+        z: input2,
+        value_weight: None,
+        grad_weight: grad_output,
+        value_out,
+        grad_out,
+        grad2_out,
+    };
+    with_float_type!(FloatDtype::of(py, input1, "input1")?, |T| {
+        let margin = T::from_f64(margin);
+        args.run::<T>(py, scale, |inputs, outputs| match loss {
+            Elementwise::MarginRanking => evaluate(MarginRanking { margin }, inputs, outputs, sum),
+            Elementwise::HingeEmbedding => evaluate(HingeEmbedding { margin }, inputs, outputs, sum),
+        })
+    })
 }
 
 /// Adds this family's functions to `_core`.

@@ -9,7 +9,7 @@
 //! run a kernel.
 
 use numpy::{
-    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
+    Element, PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
     PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -28,32 +28,331 @@ mod optim;
 
 pub(crate) type Array<'py> = Bound<'py, PyUntypedArray>;
 
-pub(crate) fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+/// `a` as an array of `T`, checked to be C-contiguous; the errors name the argument `name`.
+fn typed_c_contiguous<'a, 'py, T: Element>(a: &'a Array<'py>, name: &str) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
     let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
         PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
     })?;
     if !typed.is_c_contiguous() {
         return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
     }
-    typed.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+    Ok(typed)
 }
 
-pub(crate) fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
-    let typed = a.cast::<PyArrayDyn<T>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name}: expected a {} array, got {}", std::any::type_name::<T>(), a.dtype()))
-    })?;
-    if !typed.is_c_contiguous() {
-        return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
-    }
-    typed.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+pub(crate) fn readonly<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
+    typed_c_contiguous::<T>(a, name)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+fn readwrite<'py, T: Element>(a: &Array<'py>, name: &str) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    typed_c_contiguous::<T>(a, name)?.try_readwrite().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+pub(crate) fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
+    a.map(|a| readonly::<T>(a, name)).transpose()
+}
+
+fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
+    a.map(|a| readwrite::<T>(a, name)).transpose()
 }
 
 pub(crate) fn as_slice<'a, T: Element>(a: &'a PyReadonlyArrayDyn<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
-pub(crate) fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
+fn as_slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>, name: &str) -> PyResult<&'a mut [T]> {
     a.as_slice_mut().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// [`as_slice`] of an optional argument.
+fn as_slice_opt<'a, T: Element>(a: &'a Option<PyReadonlyArrayDyn<'_, T>>, name: &str) -> PyResult<Option<&'a [T]>> {
+    a.as_ref().map(|a| as_slice(a, name)).transpose()
+}
+
+/// [`as_slice_mut`] of an optional argument.
+fn as_slice_mut_opt<'a, T: Element>(
+    a: &'a mut Option<PyReadwriteArrayDyn<'_, T>>,
+    name: &str,
+) -> PyResult<Option<&'a mut [T]>> {
+    a.as_mut().map(|a| as_slice_mut(a, name)).transpose()
+}
+
+/// The error for an array argument `name` with `got` elements where the kernel needs `want`.
+pub(crate) fn check_len(name: &str, got: usize, want: usize) -> PyResult<()> {
+    if got != want {
+        return Err(PyValueError::new_err(format!("{name}: has {got} elements, expected {want}")));
+    }
+    Ok(())
+}
+
+/// Below this many elements a kernel runs with the GIL held: releasing and re-taking it costs more
+/// than the kernel.
+const DETACH_MIN: usize = 4096;
+
+/// Runs `kernel`, which works on `len` elements, with the GIL released when that pays.
+pub(crate) fn detach_if_large<R: Send>(py: Python<'_>, len: usize, kernel: impl FnOnce() -> R + Send) -> R {
+    if len < DETACH_MIN { kernel() } else { py.detach(kernel) }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The choice of kernel instance by dtype.
+
+/// The float dtypes the kernels are instantiated for.
+#[derive(Clone, Copy)]
+pub(crate) enum FloatDtype {
+    F32,
+    F64,
+}
+
+impl FloatDtype {
+    /// `descr` as a kernel dtype; None for any other dtype.
+    fn from_descr(py: Python<'_>, descr: &Bound<'_, PyArrayDescr>) -> Option<FloatDtype> {
+        if descr.is_equiv_to(&numpy::dtype::<f32>(py)) {
+            Some(FloatDtype::F32)
+        } else if descr.is_equiv_to(&numpy::dtype::<f64>(py)) {
+            Some(FloatDtype::F64)
+        } else {
+            None
+        }
+    }
+
+    /// The dtype `descr` of the argument `name`, or the TypeError every binding raises for a dtype
+    /// that is not float32 or float64.
+    fn of_descr_arg(py: Python<'_>, descr: &Bound<'_, PyArrayDescr>, name: &str) -> PyResult<FloatDtype> {
+        Self::from_descr(py, descr)
+            .ok_or_else(|| PyTypeError::new_err(format!("{name}: expected float32 or float64, got {descr}")))
+    }
+
+    /// The dtype of the array argument `name` (see [`FloatDtype::of_descr_arg`]).
+    pub(crate) fn of(py: Python<'_>, a: &Array<'_>, name: &str) -> PyResult<FloatDtype> {
+        Self::of_descr_arg(py, &a.dtype(), name)
+    }
+}
+
+/// `with_float_type!(dtype, |T| expr)` evaluates `expr` with the type name `T` standing for `f32`
+/// or `f64`, as the [`FloatDtype`] `dtype` says: one generic call, written once, instantiated for
+/// both dtypes.
+macro_rules! with_float_type {
+    ($dtype:expr, |$t:ident| $body:expr) => {
+        match $dtype {
+            $crate::python::FloatDtype::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::python::FloatDtype::F64 => {
+                type $t = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_float_type;
+
+pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
+    a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
+}
+
+// ------------------------------------------------------------------------------------------------
+// The arrays of an element-wise kernel call (`crate::pointwise::Inputs` and `Outputs`).
+
+/// The names the errors of one family of element-wise bindings give the arrays whose role varies.
+#[derive(Clone, Copy)]
+pub(crate) struct ElementwiseNames {
+    /// The input (`Inputs::x`).
+    pub x: &'static str,
+    /// The third operand (`Inputs::z`): var, pos_weight, input2.
+    pub z: &'static str,
+    /// The gradient weights (`Inputs::grad_weight`): grad_weight or grad_output.
+    pub grad_weight: &'static str,
+}
+
+/// The arrays of one element-wise kernel call as the binding receives them; every one must have
+/// the input's size.
+pub(crate) struct ElementwiseArgs<'a, 'py> {
+    pub names: ElementwiseNames,
+    pub x: &'a Array<'py>,
+    pub y: &'a Array<'py>,
+    pub z: Option<&'a Array<'py>>,
+    pub value_weight: Option<&'a Array<'py>>,
+    pub grad_weight: Option<&'a Array<'py>>,
+    pub value_out: Option<&'a Array<'py>>,
+    pub grad_out: Option<&'a Array<'py>>,
+    pub grad2_out: Option<&'a Array<'py>>,
+}
+
+impl<'py> ElementwiseArgs<'_, 'py> {
+    /// Borrows the arrays as `T` (the inputs read-only, the outputs writable), checks that every
+    /// one has the input's size and runs `kernel` on them, without the GIL when that pays.
+    pub(crate) fn run<T: Float + Element>(
+        &self,
+        py: Python<'py>,
+        grad_scale: f64,
+        kernel: impl FnOnce(&Inputs<'_, T>, Outputs<'_, T>) -> f64 + Send,
+    ) -> PyResult<f64> {
+        let mut arrays = self.borrow::<T>()?;
+        let (inputs, outputs) = arrays.kernel_args(grad_scale)?;
+        Ok(detach_if_large(py, inputs.x.len(), || kernel(&inputs, outputs)))
+    }
+
+    fn borrow<T: Element>(&self) -> PyResult<ElementwiseArrays<'py, T>> {
+        let names = self.names;
+        Ok(ElementwiseArrays {
+            names,
+            x: readonly(self.x, names.x)?,
+            y: readonly(self.y, "target")?,
+            z: ro(self.z, names.z)?,
+            value_weight: ro(self.value_weight, "weight")?,
+            grad_weight: ro(self.grad_weight, names.grad_weight)?,
+            value_out: rw(self.value_out, "value out")?,
+            grad_out: rw(self.grad_out, "out")?,
+            grad2_out: rw(self.grad2_out, "out")?,
+        })
+    }
+}
+
+/// The arrays of one element-wise kernel call, borrowed as `T`.
+struct ElementwiseArrays<'py, T: Element> {
+    names: ElementwiseNames,
+    x: PyReadonlyArrayDyn<'py, T>,
+    y: PyReadonlyArrayDyn<'py, T>,
+    z: Option<PyReadonlyArrayDyn<'py, T>>,
+    value_weight: Option<PyReadonlyArrayDyn<'py, T>>,
+    grad_weight: Option<PyReadonlyArrayDyn<'py, T>>,
+    value_out: Option<PyReadwriteArrayDyn<'py, T>>,
+    grad_out: Option<PyReadwriteArrayDyn<'py, T>>,
+    grad2_out: Option<PyReadwriteArrayDyn<'py, T>>,
+}
+
+impl<T: Float + Element> ElementwiseArrays<'_, T> {
+    /// Checks that every array has the input's size and hands out the kernel's arguments.
+    fn kernel_args(&mut self, grad_scale: f64) -> PyResult<(Inputs<'_, T>, Outputs<'_, T>)> {
+        let n = self.x.len();
+        let read = [Some(&self.y), self.z.as_ref(), self.value_weight.as_ref(), self.grad_weight.as_ref()];
+        let written = [self.value_out.as_ref(), self.grad_out.as_ref(), self.grad2_out.as_ref()];
+        let read_lens = read.into_iter().flatten().map(|a| a.len());
+        if read_lens.chain(written.into_iter().flatten().map(|a| a.len())).any(|len| len != n) {
+            return Err(PyValueError::new_err("all arrays must have the input's size"));
+        }
+        let names = self.names;
+        let inputs = Inputs {
+            x: as_slice(&self.x, names.x)?,
+            y: as_slice(&self.y, "target")?,
+            z: as_slice_opt(&self.z, names.z)?,
+            value_weight: as_slice_opt(&self.value_weight, "weight")?,
+            grad_weight: as_slice_opt(&self.grad_weight, names.grad_weight)?,
+            grad_scale: T::from_f64(grad_scale),
+        };
+        let outputs = Outputs {
+            value: as_slice_mut_opt(&mut self.value_out, "value out")?,
+            grad_x: as_slice_mut_opt(&mut self.grad_out, "out")?,
+            grad_z: as_slice_mut_opt(&mut self.grad2_out, "out")?,
+        };
+        Ok((inputs, outputs))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The arrays of a row-wise kernel call (the multiclass and embedding losses).
+
+/// The float arrays of one row-wise kernel call as the binding receives them: the inputs with the
+/// names their errors use, an optional weight, per-row grad_output and value out, and the gradient
+/// buffers (one per input with a gradient, or none).
+pub(crate) struct RowArgs<'a, 'py> {
+    pub inputs: Vec<(&'static str, &'a Array<'py>)>,
+    pub weight: Option<&'a Array<'py>>,
+    pub grad_output: Option<&'a Array<'py>>,
+    pub value_out: Option<&'a Array<'py>>,
+    pub grads_out: Vec<&'a Array<'py>>,
+}
+
+/// How many elements a row-wise kernel's `weight` has.
+#[derive(Clone, Copy)]
+pub(crate) enum WeightLen {
+    /// The loss takes no weight.
+    NotTaken,
+    /// One per class.
+    PerClass(usize),
+    /// One per class, or one per element of the input (multilabel_soft_margin_loss).
+    PerClassOrElement(usize),
+}
+
+/// The element counts a row-wise kernel needs of its arrays.
+#[derive(Clone, Copy)]
+pub(crate) struct RowLens {
+    /// Each input and each gradient buffer: one per element of the input.
+    pub elements: usize,
+    /// grad_output and value out: one per row (sample).
+    pub rows: usize,
+    pub weight: WeightLen,
+}
+
+impl<'py> RowArgs<'_, 'py> {
+    /// Borrows the arrays as `T`: the inputs read-only, the outputs writable.
+    pub(crate) fn borrow<T: Element>(&self) -> PyResult<RowArrays<'py, T>> {
+        Ok(RowArrays {
+            inputs: self.inputs.iter().map(|&(name, a)| Ok((name, readonly(a, name)?))).collect::<PyResult<_>>()?,
+            weight: ro(self.weight, "weight")?,
+            grad_output: ro(self.grad_output, "grad_output")?,
+            value_out: rw(self.value_out, "value out")?,
+            grads_out: self.grads_out.iter().map(|a| readwrite(a, "out")).collect::<PyResult<_>>()?,
+        })
+    }
+}
+
+/// The arrays of one row-wise kernel call, borrowed as `T`.
+pub(crate) struct RowArrays<'py, T: Element> {
+    inputs: Vec<(&'static str, PyReadonlyArrayDyn<'py, T>)>,
+    weight: Option<PyReadonlyArrayDyn<'py, T>>,
+    grad_output: Option<PyReadonlyArrayDyn<'py, T>>,
+    value_out: Option<PyReadwriteArrayDyn<'py, T>>,
+    grads_out: Vec<PyReadwriteArrayDyn<'py, T>>,
+}
+
+/// The slices of a [`RowArrays`], each of the length the kernel needs.
+pub(crate) struct RowSlices<'a, T> {
+    pub inputs: Vec<&'a [T]>,
+    pub weight: Option<&'a [T]>,
+    pub grad_output: Option<&'a [T]>,
+    pub value: Option<&'a mut [T]>,
+    pub grads: Vec<&'a mut [T]>,
+}
+
+impl<T: Element> RowArrays<'_, T> {
+    /// Checks every array's element count against `lens` and hands out the slices.
+    pub(crate) fn slices(&mut self, lens: RowLens) -> PyResult<RowSlices<'_, T>> {
+        for (name, x) in &self.inputs {
+            check_len(name, x.len(), lens.elements)?;
+        }
+        if let Some(w) = &self.weight {
+            match lens.weight {
+                WeightLen::NotTaken => return Err(PyValueError::new_err("weight: this loss takes no weight")),
+                WeightLen::PerClass(c) => check_len("weight", w.len(), c)?,
+                WeightLen::PerClassOrElement(c) if w.len() != c && w.len() != lens.elements => {
+                    return Err(PyValueError::new_err(format!(
+                        "weight: has {} elements, expected {c} (per class) or {} (per element)",
+                        w.len(),
+                        lens.elements
+                    )));
+                }
+                WeightLen::PerClassOrElement(_) => {}
+            }
+        }
+        if let Some(g) = &self.grad_output {
+            check_len("grad_output", g.len(), lens.rows)?;
+        }
+        if let Some(v) = &self.value_out {
+            check_len("value out", v.len(), lens.rows)?;
+        }
+        for g in &self.grads_out {
+            check_len("out", g.len(), lens.elements)?;
+        }
+        Ok(RowSlices {
+            inputs: self.inputs.iter().map(|(name, x)| as_slice(x, name)).collect::<PyResult<_>>()?,
+            weight: as_slice_opt(&self.weight, "weight")?,
+            grad_output: as_slice_opt(&self.grad_output, "grad_output")?,
+            value: as_slice_mut_opt(&mut self.value_out, "value out")?,
+            grads: self.grads_out.iter_mut().map(|g| as_slice_mut(g, "out")).collect::<PyResult<_>>()?,
+        })
+    }
 }
 
 fn parse_pointwise(name: &str, param: f64, full: bool) -> PyResult<Pointwise> {
@@ -71,62 +370,8 @@ fn parse_pointwise(name: &str, param: f64, full: bool) -> PyResult<Pointwise> {
     })
 }
 
-/// The arguments of `pointwise`, borrowed for one dtype.
-struct PointwiseArgs<'a, 'py> {
-    x: &'a Array<'py>,
-    y: &'a Array<'py>,
-    z: Option<&'a Array<'py>>,
-    value_weight: Option<&'a Array<'py>>,
-    grad_weight: Option<&'a Array<'py>>,
-    value_out: Option<&'a Array<'py>>,
-    grad_out: Option<&'a Array<'py>>,
-    grad2_out: Option<&'a Array<'py>>,
-}
-
-pub(crate) fn ro<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadonlyArrayDyn<'py, T>>> {
-    a.map(|a| readonly::<T>(a, name)).transpose()
-}
-
-pub(crate) fn rw<'py, T: Element>(a: Option<&Array<'py>>, name: &str) -> PyResult<Option<PyReadwriteArrayDyn<'py, T>>> {
-    a.map(|a| readwrite::<T>(a, name)).transpose()
-}
-
-fn pointwise_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    loss: Pointwise,
-    a: PointwiseArgs<'_, 'py>,
-    grad_scale: f64,
-    sum: bool,
-) -> PyResult<f64> {
-    let x = readonly::<T>(a.x, "input")?;
-    let y = readonly::<T>(a.y, "target")?;
-    let (z, vw, gw) = (ro(a.z, "var")?, ro(a.value_weight, "weight")?, ro(a.grad_weight, "grad_weight")?);
-    let (mut vo, mut go, mut g2o) = (rw(a.value_out, "value out")?, rw(a.grad_out, "out")?, rw(a.grad2_out, "out")?);
-    let n = x.len();
-    let sizes = [Some(y.len()), z.as_ref().map(|a| a.len()), vw.as_ref().map(|a| a.len()), gw.as_ref().map(|a| a.len())];
-    let out_sizes = [vo.as_ref().map(|a| a.len()), go.as_ref().map(|a| a.len()), g2o.as_ref().map(|a| a.len())];
-    if sizes.iter().chain(out_sizes.iter()).flatten().any(|&len| len != n) {
-        return Err(PyValueError::new_err("all arrays must have the input's size"));
-    }
-    let inputs = Inputs {
-        x: as_slice(&x, "input")?,
-        y: as_slice(&y, "target")?,
-        z: z.as_ref().map(|a| as_slice(a, "var")).transpose()?,
-        value_weight: vw.as_ref().map(|a| as_slice(a, "weight")).transpose()?,
-        grad_weight: gw.as_ref().map(|a| as_slice(a, "grad_weight")).transpose()?,
-        grad_scale: T::from_f64(grad_scale),
-    };
-    let outputs = Outputs {
-        value: vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?,
-        grad_x: go.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-        grad_z: g2o.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?,
-    };
-    if n < 4096 {
-        // Releasing and re-taking the GIL costs more than these kernels.
-        return Ok(loss.evaluate(&inputs, outputs, sum));
-    }
-    Ok(py.detach(|| loss.evaluate(&inputs, outputs, sum)))
-}
+/// What the errors of `pointwise` call its arrays.
+const POINTWISE_NAMES: ElementwiseNames = ElementwiseNames { x: "input", z: "var", grad_weight: "grad_weight" };
 
 /// `value` as a NumPy scalar of type `T` (`np.float32(value)` without a trip through Python).
 pub(crate) fn numpy_scalar<'py, T: Element>(py: Python<'py>, value: T) -> PyResult<Bound<'py, PyAny>> {
@@ -186,11 +431,7 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
         grad_x: grad_rw.as_mut().map(|g| as_slice_mut(g, "out")).transpose()?,
         grad_z: None,
     };
-    let total = if n < 4096 {
-        loss.evaluate(&inputs, outputs, want_value)
-    } else {
-        py.detach(|| loss.evaluate(&inputs, outputs, want_value))
-    };
+    let total = detach_if_large(py, n, || loss.evaluate(&inputs, outputs, want_value));
     drop(grad_rw);
     let value = || numpy_scalar(py, T::from_f64(if n > 0 { total / n as f64 } else { f64::NAN }));
     Ok(Some(match (want_value, grad) {
@@ -204,10 +445,6 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
 /// A C-contiguous array is aligned when its data pointer is (its strides are multiples of the item size).
 fn is_aligned<T: Element>(a: &Bound<'_, PyArrayDyn<T>>) -> bool {
     a.data() as usize % std::mem::align_of::<T>() == 0
-}
-
-pub(crate) fn is_dtype<T: Element>(py: Python<'_>, a: &Array<'_>) -> bool {
-    a.dtype().is_equiv_to(&numpy::dtype::<T>(py))
 }
 
 #[pymodule]
@@ -244,7 +481,8 @@ mod _core {
         full: bool,
     ) -> PyResult<f64> {
         let loss = parse_pointwise(loss, param, full)?;
-        let args = PointwiseArgs {
+        let args = ElementwiseArgs {
+            names: POINTWISE_NAMES,
             x: input,
             y: target,
             z: var,
@@ -254,13 +492,9 @@ mod _core {
             grad_out,
             grad2_out,
         };
-        if is_dtype::<f32>(py, input) {
-            pointwise_typed::<f32>(py, loss, args, grad_scale, sum)
-        } else if is_dtype::<f64>(py, input) {
-            pointwise_typed::<f64>(py, loss, args, grad_scale, sum)
-        } else {
-            Err(PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype())))
-        }
+        with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+            args.run::<T>(py, grad_scale, |inputs, outputs| loss.evaluate(inputs, outputs, sum))
+        })
     }
 
     /// The mean of an element-wise loss with default options for `inputs = (input, target)` of one
@@ -286,12 +520,11 @@ mod _core {
             return Ok(None); // subclasses (masked arrays, ...) take the general path
         }
         let loss = parse_pointwise(loss, param, false)?;
-        if is_dtype::<f32>(py, x) {
-            pointwise_mean_typed::<f32>(py, loss, x, y, want_value, want_grad)
-        } else if is_dtype::<f64>(py, x) {
-            pointwise_mean_typed::<f64>(py, loss, x, y, want_value, want_grad)
-        } else {
-            Ok(None)
+        match FloatDtype::from_descr(py, &x.dtype()) {
+            Some(dtype) => {
+                with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, x, y, want_value, want_grad))
+            }
+            None => Ok(None),
         }
     }
 
@@ -299,13 +532,8 @@ mod _core {
     /// fastloss's cache of freed gradient buffers.
     #[pyfunction]
     fn empty<'py>(py: Python<'py>, shape: Vec<usize>, dtype: &Bound<'py, numpy::PyArrayDescr>) -> PyResult<Bound<'py, PyAny>> {
-        if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
-            Ok(buffers::empty::<f32>(py, &shape)?.into_any())
-        } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
-            Ok(buffers::empty::<f64>(py, &shape)?.into_any())
-        } else {
-            Err(PyTypeError::new_err(format!("dtype: expected float32 or float64, got {dtype}")))
-        }
+        let dtype = FloatDtype::of_descr_arg(py, dtype, "dtype")?;
+        with_float_type!(dtype, |T| Ok(buffers::empty::<T>(py, &shape)?.into_any()))
     }
 
     /// Sets the bytes of freed large gradient buffers kept for reuse (0: none); returns the old limit.
@@ -317,17 +545,11 @@ mod _core {
     /// Σ x in float64 with fastloss's deterministic blocked reduction.
     #[pyfunction]
     fn sum<'py>(py: Python<'py>, x: &Array<'py>) -> PyResult<f64> {
-        if is_dtype::<f32>(py, x) {
-            let a = readonly::<f32>(x, "x")?;
+        with_float_type!(FloatDtype::of(py, x, "x")?, |T| {
+            let a = readonly::<T>(x, "x")?;
             let s = as_slice(&a, "x")?;
             Ok(py.detach(|| crate::pointwise::sum(s)))
-        } else if is_dtype::<f64>(py, x) {
-            let a = readonly::<f64>(x, "x")?;
-            let s = as_slice(&a, "x")?;
-            Ok(py.detach(|| crate::pointwise::sum(s)))
-        } else {
-            Err(PyTypeError::new_err(format!("x: expected float32 or float64, got {}", x.dtype())))
-        }
+        })
     }
 
     /// The instruction set kernels run with: 'avx512', 'avx2', 'sse2', 'neon' or 'scalar'.

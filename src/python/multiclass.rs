@@ -9,7 +9,10 @@ use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use super::{Array, as_slice, as_slice_mut, is_dtype, readonly, ro, rw};
+use super::{
+    Array, FloatDtype, RowArgs, RowLens, RowSlices, WeightLen, as_slice, check_len, detach_if_large, is_dtype,
+    readonly, with_float_type,
+};
 use crate::float::Float;
 use crate::multiclass::{self, CrossEntropy, Layout, RowOutputs, Target};
 
@@ -22,20 +25,6 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Releasing and re-taking the GIL costs more than kernels on fewer elements.
-const DETACH_MIN: usize = 4096;
-
-fn run<R: Send>(py: Python<'_>, len: usize, f: impl FnOnce() -> R + Send) -> R {
-    if len < DETACH_MIN { f() } else { py.detach(f) }
-}
-
-fn check_len(what: &str, got: usize, want: usize) -> PyResult<()> {
-    if got != want {
-        return Err(PyValueError::new_err(format!("{what}: has {got} elements, expected {want}")));
-    }
-    Ok(())
-}
-
 fn out_of_bounds(t: i64, c: usize, ignore_index: Option<i64>) -> PyErr {
     let ignore = ignore_index.map_or(String::new(), |i| format!(", or ignore_index={i}"));
     PyIndexError::new_err(format!(
@@ -43,26 +32,55 @@ fn out_of_bounds(t: i64, c: usize, ignore_index: Option<i64>) -> PyErr {
     ))
 }
 
-fn float_dtype_error(input: &Array<'_>) -> PyErr {
-    PyTypeError::new_err(format!("input: expected float32 or float64, got {}", input.dtype()))
+/// The divisor of a mean over the class indices `y` (see `multiclass::index_divisor`), or the
+/// IndexError for the first index out of bounds.
+fn index_divisor<T: Float>(
+    py: Python<'_>,
+    y: &[i64],
+    layout: Layout,
+    ignore_index: i64,
+    weight: Option<&[T]>,
+) -> PyResult<f64> {
+    detach_if_large(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
+        .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))
 }
 
-/// The shared arguments of the row-wise bindings, borrowed for one dtype.
-struct Common<'a, 'py> {
+/// The float arrays of a multiclass binding: one input (`input` in errors) and at most one
+/// gradient buffer.
+fn row_args<'a, 'py>(
     input: &'a Array<'py>,
     weight: Option<&'a Array<'py>>,
     grad_output: Option<&'a Array<'py>>,
     value_out: Option<&'a Array<'py>>,
     grad_out: Option<&'a Array<'py>>,
+) -> RowArgs<'a, 'py> {
+    let grads_out = grad_out.into_iter().collect();
+    RowArgs { inputs: vec![("input", input)], weight, grad_output, value_out, grads_out }
+}
+
+/// The slices of a multiclass call, as the kernels take them.
+struct Slices<'a, T> {
+    x: &'a [T],
+    weight: Option<&'a [T]>,
+    grad_output: Option<&'a [T]>,
+    outputs: RowOutputs<'a, T>,
+}
+
+impl<'a, T> Slices<'a, T> {
+    /// The one input and the one gradient buffer (if any) of a multiclass call.
+    fn new(s: RowSlices<'a, T>) -> Self {
+        let RowSlices { inputs, weight, grad_output, value, mut grads } = s;
+        Slices { x: inputs[0], weight, grad_output, outputs: RowOutputs { value, grad: grads.pop() } }
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
 
 #[allow(clippy::too_many_arguments)]
-fn cross_entropy_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    a: Common<'_, 'py>,
-    target: &Array<'py>,
+fn cross_entropy_typed<T: Float + Element>(
+    py: Python<'_>,
+    a: &RowArgs<'_, '_>,
+    target: &Array<'_>,
     layout: Layout,
     ignore_index: i64,
     smoothing: f64,
@@ -70,22 +88,9 @@ fn cross_entropy_typed<'py, T: Float + Element>(
     scale: f64,
     sum: bool,
 ) -> PyResult<(f64, f64)> {
-    let x = readonly::<T>(a.input, "input")?;
-    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
-    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
-    check_len("input", x.len(), layout.len())?;
-    if let Some(w) = &w {
-        check_len("weight", w.len(), layout.c)?;
-    }
-    if let Some(g) = &go {
-        check_len("grad_output", g.len(), layout.samples())?;
-    }
-    if let Some(v) = &vo {
-        check_len("value out", v.len(), layout.samples())?;
-    }
-    if let Some(g) = &gr {
-        check_len("out", g.len(), layout.len())?;
-    }
+    let mut arrays = a.borrow::<T>()?;
+    let lens = RowLens { elements: layout.len(), rows: layout.samples(), weight: WeightLen::PerClass(layout.c) };
+    let Slices { x: xs, weight, grad_output, outputs } = Slices::new(arrays.slices(lens)?);
     if layout.c == 0 && !layout.is_empty() {
         return Err(PyValueError::new_err("input: the class axis is empty"));
     }
@@ -93,18 +98,12 @@ fn cross_entropy_typed<'py, T: Float + Element>(
         // The kernels keep class indices as u32 (u32::MAX marks an ignored sample).
         return Err(PyValueError::new_err(format!("input: {} classes are more than supported", layout.c)));
     }
-    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
-    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
-    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
-    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
-    let xs = as_slice(&x, "input")?;
     let len = layout.len();
     if is_dtype::<i64>(py, target) {
         let t = readonly::<i64>(target, "target")?;
         check_len("target", t.len(), layout.samples())?;
         let y = as_slice(&t, "target")?;
-        let divisor = run(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
-            .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
+        let divisor = index_divisor(py, y, layout, ignore_index, weight)?;
         let scale = if mean { scale / divisor } else { scale };
         let p = CrossEntropy {
             x: xs,
@@ -115,7 +114,7 @@ fn cross_entropy_typed<'py, T: Float + Element>(
             grad_output,
             scale,
         };
-        let total = run(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
+        let total = detach_if_large(py, len, || multiclass::cross_entropy(&p, outputs, sum));
         Ok((total, divisor))
     } else if is_dtype::<T>(py, target) {
         let t = readonly::<T>(target, "target")?;
@@ -124,7 +123,7 @@ fn cross_entropy_typed<'py, T: Float + Element>(
         let divisor = layout.samples() as f64;
         let scale = if mean { scale / divisor } else { scale };
         let p = CrossEntropy { x: xs, layout, target: Target::Prob(q), weight, smoothing, grad_output, scale };
-        let total = run(py, len, || multiclass::cross_entropy(&p, RowOutputs { value, grad }, sum));
+        let total = detach_if_large(py, len, || multiclass::cross_entropy(&p, outputs, sum));
         Ok((total, divisor))
     } else {
         Err(PyTypeError::new_err(format!(
@@ -162,57 +161,35 @@ fn cross_entropy<'py>(
         return Err(PyValueError::new_err(format!("label_smoothing: got {label_smoothing}, expected 0 <= value <= 1")));
     }
     let layout = Layout { n, c, s };
-    let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        cross_entropy_typed::<f32>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
-    } else if is_dtype::<f64>(py, input) {
-        cross_entropy_typed::<f64>(py, a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    let a = row_args(input, weight, grad_output, value_out, grad_out);
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        cross_entropy_typed::<T>(py, &a, target, layout, ignore_index, label_smoothing, mean, scale, sum)
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
 
 #[allow(clippy::too_many_arguments)]
-fn nll_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    a: Common<'_, 'py>,
-    target: &Array<'py>,
+fn nll_typed<T: Float + Element>(
+    py: Python<'_>,
+    a: &RowArgs<'_, '_>,
+    target: &Array<'_>,
     layout: Layout,
     ignore_index: i64,
     mean: bool,
     scale: f64,
     grad_zeroed: bool,
 ) -> PyResult<(f64, f64)> {
-    let x = readonly::<T>(a.input, "input")?;
+    let mut arrays = a.borrow::<T>()?;
     let t = readonly::<i64>(target, "target")?;
-    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
-    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
-    check_len("input", x.len(), layout.len())?;
+    let lens = RowLens { elements: layout.len(), rows: layout.samples(), weight: WeightLen::PerClass(layout.c) };
+    let Slices { x: xs, weight, grad_output, outputs } = Slices::new(arrays.slices(lens)?);
     check_len("target", t.len(), layout.samples())?;
-    if let Some(w) = &w {
-        check_len("weight", w.len(), layout.c)?;
-    }
-    if let Some(g) = &go {
-        check_len("grad_output", g.len(), layout.samples())?;
-    }
-    if let Some(v) = &vo {
-        check_len("value out", v.len(), layout.samples())?;
-    }
-    if let Some(g) = &gr {
-        check_len("out", g.len(), layout.len())?;
-    }
-    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
-    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
-    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
-    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
-    let (xs, y) = (as_slice(&x, "input")?, as_slice(&t, "target")?);
-    let divisor = run(py, layout.samples(), || multiclass::index_divisor(y, layout.c, ignore_index, weight))
-        .map_err(|t| out_of_bounds(t, layout.c, Some(ignore_index)))?;
+    let y = as_slice(&t, "target")?;
+    let divisor = index_divisor(py, y, layout, ignore_index, weight)?;
     let scale = if mean { scale / divisor } else { scale };
-    let total = run(py, layout.len(), || {
-        multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, RowOutputs { value, grad }, grad_zeroed)
+    let total = detach_if_large(py, layout.len(), || {
+        multiclass::nll(xs, layout, y, ignore_index, weight, grad_output, scale, outputs, grad_zeroed)
     });
     Ok((total, divisor))
 }
@@ -240,58 +217,36 @@ fn nll_loss<'py>(
     grad_zeroed: bool,
 ) -> PyResult<(f64, f64)> {
     let layout = Layout { n, c, s };
-    let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        nll_typed::<f32>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
-    } else if is_dtype::<f64>(py, input) {
-        nll_typed::<f64>(py, a, target, layout, ignore_index, mean, scale, grad_zeroed)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    let a = row_args(input, weight, grad_output, value_out, grad_out);
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        nll_typed::<T>(py, &a, target, layout, ignore_index, mean, scale, grad_zeroed)
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
 
 #[allow(clippy::too_many_arguments)]
-fn multi_margin_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    a: Common<'_, 'py>,
-    target: &Array<'py>,
+fn multi_margin_typed<T: Float + Element>(
+    py: Python<'_>,
+    a: &RowArgs<'_, '_>,
+    target: &Array<'_>,
     rows: usize,
     c: usize,
     p: u32,
     margin: f64,
     scale: f64,
 ) -> PyResult<f64> {
-    let x = readonly::<T>(a.input, "input")?;
+    let mut arrays = a.borrow::<T>()?;
     let t = readonly::<i64>(target, "target")?;
-    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
-    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
-    check_len("input", x.len(), rows * c)?;
+    let lens = RowLens { elements: rows * c, rows, weight: WeightLen::PerClass(c) };
+    let Slices { x: xs, weight, grad_output, outputs } = Slices::new(arrays.slices(lens)?);
     check_len("target", t.len(), rows)?;
-    if let Some(w) = &w {
-        check_len("weight", w.len(), c)?;
-    }
-    if let Some(g) = &go {
-        check_len("grad_output", g.len(), rows)?;
-    }
-    if let Some(v) = &vo {
-        check_len("value out", v.len(), rows)?;
-    }
-    if let Some(g) = &gr {
-        check_len("out", g.len(), rows * c)?;
-    }
     let y = as_slice(&t, "target")?;
     if let Some(&bad) = y.iter().find(|&&t| t < 0 || t as u64 >= c as u64) {
         return Err(out_of_bounds(bad, c, None));
     }
-    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
-    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
-    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
-    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
-    let xs = as_slice(&x, "input")?;
-    Ok(run(py, rows * c, || {
-        multiclass::multi_margin(xs, rows, c, y, p, margin, weight, grad_output, scale, RowOutputs { value, grad })
+    Ok(detach_if_large(py, rows * c, || {
+        multiclass::multi_margin(xs, rows, c, y, p, margin, weight, grad_output, scale, outputs)
     }))
 }
 
@@ -317,55 +272,30 @@ fn multi_margin_loss<'py>(
     if p != 1 && p != 2 {
         return Err(PyValueError::new_err(format!("p: got {p}, expected 1 or 2")));
     }
-    let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        multi_margin_typed::<f32>(py, a, target, rows, c, p, margin, scale)
-    } else if is_dtype::<f64>(py, input) {
-        multi_margin_typed::<f64>(py, a, target, rows, c, p, margin, scale)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    let a = row_args(input, weight, grad_output, value_out, grad_out);
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| {
+        multi_margin_typed::<T>(py, &a, target, rows, c, p, margin, scale)
+    })
 }
 
 // ------------------------------------------------------------------------------------------------
 
-fn multilabel_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    a: Common<'_, 'py>,
-    target: &Array<'py>,
+fn multilabel_typed<T: Float + Element>(
+    py: Python<'_>,
+    a: &RowArgs<'_, '_>,
+    target: &Array<'_>,
     rows: usize,
     c: usize,
     scale: f64,
 ) -> PyResult<f64> {
-    let x = readonly::<T>(a.input, "input")?;
+    let mut arrays = a.borrow::<T>()?;
     let t = readonly::<T>(target, "target")?;
-    let (w, go) = (ro::<T>(a.weight, "weight")?, ro::<T>(a.grad_output, "grad_output")?);
-    let (mut vo, mut gr) = (rw::<T>(a.value_out, "value out")?, rw::<T>(a.grad_out, "out")?);
-    check_len("input", x.len(), rows * c)?;
+    let lens = RowLens { elements: rows * c, rows, weight: WeightLen::PerClassOrElement(c) };
+    let Slices { x: xs, weight, grad_output, outputs } = Slices::new(arrays.slices(lens)?);
     check_len("target", t.len(), rows * c)?;
-    if let Some(w) = w.as_ref().filter(|w| w.len() != c && w.len() != rows * c) {
-        return Err(PyValueError::new_err(format!(
-            "weight: has {} elements, expected {c} (per class) or {} (per element)",
-            w.len(),
-            rows * c
-        )));
-    }
-    if let Some(g) = &go {
-        check_len("grad_output", g.len(), rows)?;
-    }
-    if let Some(v) = &vo {
-        check_len("value out", v.len(), rows)?;
-    }
-    if let Some(g) = &gr {
-        check_len("out", g.len(), rows * c)?;
-    }
-    let weight = w.as_ref().map(|a| as_slice(a, "weight")).transpose()?;
-    let grad_output = go.as_ref().map(|a| as_slice(a, "grad_output")).transpose()?;
-    let value = vo.as_mut().map(|a| as_slice_mut(a, "value out")).transpose()?;
-    let grad = gr.as_mut().map(|a| as_slice_mut(a, "out")).transpose()?;
-    let (xs, ys) = (as_slice(&x, "input")?, as_slice(&t, "target")?);
-    Ok(run(py, rows * c, || {
-        multiclass::multilabel_soft_margin(xs, rows, c, ys, weight, grad_output, scale, RowOutputs { value, grad })
+    let ys = as_slice(&t, "target")?;
+    Ok(detach_if_large(py, rows * c, || {
+        multiclass::multilabel_soft_margin(xs, rows, c, ys, weight, grad_output, scale, outputs)
     }))
 }
 
@@ -385,12 +315,6 @@ fn multilabel_soft_margin_loss<'py>(
     value_out: Option<&Array<'py>>,
     grad_out: Option<&Array<'py>>,
 ) -> PyResult<f64> {
-    let a = Common { input, weight, grad_output, value_out, grad_out };
-    if is_dtype::<f32>(py, input) {
-        multilabel_typed::<f32>(py, a, target, rows, c, scale)
-    } else if is_dtype::<f64>(py, input) {
-        multilabel_typed::<f64>(py, a, target, rows, c, scale)
-    } else {
-        Err(float_dtype_error(input))
-    }
+    let a = row_args(input, weight, grad_output, value_out, grad_out);
+    with_float_type!(FloatDtype::of(py, input, "input")?, |T| multilabel_typed::<T>(py, &a, target, rows, c, scale))
 }

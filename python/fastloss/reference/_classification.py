@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._args import REDUCTIONS, bool_arg, float_arg, float_arrays, reduction_arg, same_shape
-from .._classification import KL_REDUCTIONS, broadcast_arg, divisor_for, unit_interval_error
+from .._args import REDUCTIONS, bool_arg, float_arg
+from .._classification import KL_REDUCTIONS, divisor_for, elementwise_args, unit_interval_error
 from .._loss import losses
 from ._common import grad_factor, reduce_losses, store_grad
 
@@ -20,20 +20,8 @@ def _check_unit_interval(arr, name):
 def _elementwise(formula, input, target, reduction, want_value, want_grad, grad_output, out, *, weight=None,
                  pos_weight=None, unit_interval=False, reductions=REDUCTIONS):
     """`formula(x, y, p)` returns float64 (loss, d loss / d x) per element; p is pos_weight (or ones)."""
-    reduction_arg(reduction, reductions)
-    named = {"input": input, "target": target}
-    if weight is not None:
-        named["weight"] = weight
-    if pos_weight is not None:
-        named["pos_weight"] = pos_weight
-    dtype, arrays = float_arrays(named)
-    x, y = arrays[0], arrays[1]
-    same_shape(x.shape, y, "target")
-    w = broadcast_arg(arrays[2], x.shape, "weight") if weight is not None else None
-    p = broadcast_arg(arrays[-1], x.shape, "pos_weight") if pos_weight is not None else None
-    if unit_interval:
-        _check_unit_interval(x, "input")
-        _check_unit_interval(y, "target")
+    dtype, x, y, w, p = elementwise_args(input, target, weight, pos_weight, reduction, reductions,
+                                         _check_unit_interval if unit_interval else None)
     w = np.ones(x.shape) if w is None else w.astype(np.float64)
     p = np.ones(x.shape) if p is None else p.astype(np.float64)
     divisor = divisor_for(reduction, x.shape, x.size)
