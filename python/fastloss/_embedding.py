@@ -14,6 +14,7 @@ import numpy as np
 from . import _core
 from ._args import (
     bool_arg,
+    finish_value,
     float_arg,
     float_arrays,
     grad_output_arg,
@@ -66,14 +67,6 @@ def row_arrays(named, target=None, allowed=None):
     return dtype, xs, t, nrows, d, value_shape
 
 
-def finish(total, n, reduction, dtype, value_out):
-    if reduction == "none":
-        return value_out
-    if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / n) if n else dtype.type(math.nan)
-
-
 def _scale(grad_output, value_shape, dtype, reduction, n):
     scale, go = grad_output_arg(grad_output, value_shape, dtype, reduction)
     if reduction == "mean":
@@ -91,7 +84,7 @@ def _rows(kernel, named, target, allowed, options, reduction, want_value, want_g
     *xs, t, go = unalias([*xs, t, go], grads or [])
     extra = (t,) if t is not None else ()
     total = kernel(*xs, *extra, nrows, d, *options, go, scale, want_value and reduction != "none", value_out, grads)
-    value = finish(total, n, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, n, reduction, dtype, value_out) if want_value else None
     return value, (tuple(grads) if want_grad else None)
 
 
@@ -162,7 +155,7 @@ def _elementwise(kernel, named, target, margin, reduction, want_value, want_grad
     x, y, z, go = unalias([x, y, z, go], [g1, g2])
     total = _core.ranking_elementwise(kernel, x, y, z, margin, go, scale, want_value and reduction != "none",
                                       value_out, g1, g2)
-    value = finish(total, n, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, n, reduction, dtype, value_out) if want_value else None
     if not want_grad:
         return value, None
     return value, (g1 if z is None else (g1, g2))

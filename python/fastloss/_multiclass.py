@@ -18,6 +18,7 @@ from . import _core
 from ._args import (
     _numeric,
     contiguous,
+    finish_value,
     float_arg,
     float_arrays,
     grad_output_arg,
@@ -193,14 +194,6 @@ def multilabel_args(input, target, weight, reduction):
         else:
             w = np.ascontiguousarray(np.broadcast_to(w, x.shape))
     return Rowwise(dtype, x, t, w, True, (rows, c, 1), x.shape[:-1])
-
-
-def finish_value(total, divisor, reduction, dtype, value_out):
-    if reduction == "none":
-        return value_out
-    if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / divisor) if divisor else dtype.type(math.nan)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ._args import (
     F64,
     bool_arg,
     empty,
+    finish_value,
     float_arg,
     float_arrays,
     grad_output_arg,
@@ -25,14 +26,6 @@ from ._args import (
 from ._loss import losses
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def _finish(total, divisor, reduction, dtype, value_out):
-    if reduction == "none":
-        return value_out
-    if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / divisor) if divisor else dtype.type(math.nan)
 
 
 def _elementwise(kernel, input, target, weight, reduction, want_value, want_grad, grad_output, out,
@@ -76,7 +69,7 @@ def _elementwise(kernel, input, target, weight, reduction, want_value, want_grad
         x, y, w, grad_weight = unalias([x, y, w, grad_weight], [g])
     total = _core.pointwise(kernel, x, y, None, w, grad_weight, scale,
                             want_value and reduction != "none", value_out, g, None, param, full)
-    value = _finish(total, divisor, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, divisor, reduction, dtype, value_out) if want_value else None
     return value, g
 
 
@@ -178,7 +171,7 @@ def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="me
         x, y, v_full, go = unalias([x, y, v_full, go], [gx, gv])
     total = _core.pointwise("gaussian_nll", x, y, v_full, None, go, scale, want_value and reduction != "none",
                             value_out, gx, gv_full, eps, full)
-    value = _finish(total, divisor, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, divisor, reduction, dtype, value_out) if want_value else None
     if want_grad and gv_full is not gv:
         gv[...] = reduce_to_var_shape(gv_full, var_shape)
     return value, ((gx, gv) if want_grad else None)
