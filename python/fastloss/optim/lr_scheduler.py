@@ -384,22 +384,24 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
-def _composite_state_dict(sched):
-    """Every attribute but the optimizer, with the held schedules' own state dicts (as torch)."""
-    d = {k: v for k, v in sched.__dict__.items() if k not in ("optimizer", "_schedulers")}
-    d["_schedulers"] = [s.state_dict() for s in sched._schedulers]
-    return d
+class _Composite(LRScheduler):
+    """A schedule made of other schedules (`self._schedulers`): its state holds theirs (as torch)."""
+
+    def state_dict(self):
+        """Every attribute but the optimizer, with the held schedules' own state dicts."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        d["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return d
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        subs = state_dict.pop("_schedulers")
+        self.__dict__.update(state_dict)
+        for s, sd in zip(self._schedulers, subs):
+            s.load_state_dict(sd)
 
 
-def _composite_load_state_dict(sched, state_dict):
-    state_dict = dict(state_dict)
-    subs = state_dict.pop("_schedulers")
-    sched.__dict__.update(state_dict)
-    for s, sd in zip(sched._schedulers, subs):
-        s.load_state_dict(sd)
-
-
-class SequentialLR(LRScheduler):
+class SequentialLR(_Composite):
     """Runs `schedulers` one after another, switching at `milestones` (len(schedulers) − 1 epochs);
     at a switch the next schedule restarts from epoch 0 (torch calls its step(0))."""
 
@@ -437,12 +439,6 @@ class SequentialLR(LRScheduler):
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
-
-    def state_dict(self):
-        return _composite_state_dict(self)
-
-    def load_state_dict(self, state_dict):
-        _composite_load_state_dict(self, state_dict)
 
 
 class ConstantLR(LRScheduler):
@@ -493,7 +489,7 @@ class LambdaLR(LRScheduler):
         return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
 
 
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_Composite):
     """Steps every schedule in `schedulers` (all on one optimizer) once per `step()`, in order, so
     chainable schedules compose: e.g. ConstantLR(factor) + ExponentialLR(gamma) gives
     base·factor·gamma^t while the ConstantLR is active. It takes no initial step of its own (each
@@ -528,12 +524,6 @@ class ChainedScheduler(LRScheduler):
         for s in self._schedulers:
             s.step()
         self._last_lr = self._lrs()
-
-    def state_dict(self):
-        return _composite_state_dict(self)
-
-    def load_state_dict(self, state_dict):
-        _composite_load_state_dict(self, state_dict)
 
 
 class ReduceLROnPlateau(LRScheduler):
