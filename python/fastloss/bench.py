@@ -362,7 +362,33 @@ def scaling_workloads(cfg: Config, thread_counts: list[int]) -> list[Workload]:
             impls[_threads_label(t)] = prepare
         out.append(Workload(w.name, w.op, w.n, w.make_inputs, impls, mark=None, group="thread_scaling",
                             baseline=_threads_label(thread_counts[0])))
+    # What the memory gives: np.add(a, b, out=c) on SCALING_N elements cut into one slice per thread.
+    # A streaming kernel at memory speed cannot scale further than this.
+    impls = {_threads_label(t): (lambda a, t=t: _add_on_threads(*a, t)) for t in thread_counts}
+    out.append(Workload("np.add", "add", SCALING_N, _normal_pair, impls, mark=None, group="thread_scaling",
+                        baseline=_threads_label(thread_counts[0])))
     return out
+
+
+def _add_on_threads(a, b, threads):
+    """np.add(a, b, out=c) with the arrays cut into `threads` slices, each added on its own Python
+    thread (NumPy releases the GIL; starting the threads costs some 0.1 ms of a call's ~5 ms)."""
+    import threading
+
+    c = np.empty_like(a)
+    cuts = [len(a) * i // threads for i in range(threads + 1)]
+    parts = [slice(lo, hi) for lo, hi in zip(cuts, cuts[1:])]
+
+    def run():
+        workers = [threading.Thread(target=np.add, args=(a[s], b[s]), kwargs={"out": c[s]}) for s in parts[1:]]
+        for w in workers:
+            w.start()
+        np.add(a[parts[0]], b[parts[0]], out=c[parts[0]])
+        for w in workers:
+            w.join()
+        return c
+
+    return run
 
 
 def _threads_label(t):
@@ -767,7 +793,9 @@ def report(header, rows, scaling_rows, compared, repeat, sample_ms, background, 
             cells += [fmt_ratio(t1 / r["impls"][lab]["median_ns"]) for lab in others]
             cells += [f"{r['impls'][lab]['cpu_per_wall']:.2f}" for lab in others]
             out.append("| " + " | ".join(cells) + " |")
-        out += ["", "CPU/wall: process CPU time ÷ wall time while timing (about how many cores were busy)."]
+        out += ["", "CPU/wall: process CPU time ÷ wall time while timing (about how many cores were busy). "
+                "np.add: the array cut into one slice per thread, each added on its own thread: how far "
+                "the memory lets a streaming kernel scale."]
     if warnings:
         out += ["", "Warnings:"] + [f"- {w}" for w in warnings]
     if interrupted:
