@@ -358,7 +358,17 @@ def scaling_workloads(cfg: Config, thread_counts: list[int]) -> list[Workload]:
         for t in thread_counts:
             def prepare(a, t=t, fast=w.impls["fastloss"]):
                 call = fast(a)
-                return Call(call.fn if isinstance(call, Call) else call, before=lambda: fl.set_num_threads(t))
+                fn = call.fn if isinstance(call, Call) else call
+
+                def before():
+                    # A thread count is set once in real use: an untimed call at the new count first,
+                    # so the sample times calls at a steady count, not the first one after a switch.
+                    # (Right after 1-thread calls, the second worker missed a whole ~5 ms call about a
+                    # third of the time here: where the scheduler puts a woken thread is its business.)
+                    fl.set_num_threads(t)
+                    fn()
+
+                return Call(fn, before=before)
             impls[_threads_label(t)] = prepare
         out.append(Workload(w.name, w.op, w.n, w.make_inputs, impls, mark=None, group="thread_scaling",
                             baseline=_threads_label(thread_counts[0])))
