@@ -301,6 +301,22 @@ def _per_group(name, optimizer, value):
     return [float_arg(value, name)] * len(optimizer.param_groups)
 
 
+def _set_momentum(group, use_beta1, momentum):
+    """The group's momentum, or Adam's beta1 (`betas[0]`), as the cycling schedules set it."""
+    if use_beta1:
+        group["betas"] = (momentum, *group["betas"][1:])
+    else:
+        group["momentum"] = momentum
+
+
+def _start_momentum_cycle(optimizer, use_beta1, max_momentums, base_momentums):
+    """Each group starts at its max momentum and records both ends (as torch's groups do)."""
+    for mm, bm, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+        _set_momentum(group, use_beta1, mm)
+        group["max_momentum"] = mm
+        group["base_momentum"] = bm
+
+
 class OneCycleLR(LRScheduler):
     """The 1cycle policy: lr from max_lr/div_factor up to max_lr over pct_start of the steps, then down
     to initial_lr/final_div_factor (three_phase: back to initial_lr first), cosine or linear; the
@@ -351,13 +367,7 @@ class OneCycleLR(LRScheduler):
             max_m = _per_group("max_momentum", optimizer, max_momentum)
             base_m = _per_group("base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
-                for mm, bm, group in zip(max_m, base_m, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (mm, *group["betas"][1:])
-                    else:
-                        group["momentum"] = mm
-                    group["max_momentum"] = mm
-                    group["base_momentum"] = bm
+                _start_momentum_cycle(optimizer, self.use_beta1, max_m, base_m)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -377,10 +387,7 @@ class OneCycleLR(LRScheduler):
                 start = end
             lrs.append(lr)
             if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = momentum
+                _set_momentum(group, self.use_beta1, momentum)
         return lrs
 
 
@@ -682,13 +689,7 @@ class CyclicLR(LRScheduler):
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
             if cycle_momentum:
-                for mm, bm, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (mm, *group["betas"][1:])
-                    else:
-                        group["momentum"] = mm
-                    group["max_momentum"] = mm
-                    group["base_momentum"] = bm
+                _start_momentum_cycle(optimizer, self.use_beta1, max_momentums, base_momentums)
         # As in torch, the initial step runs with base_lrs = the groups' initial_lr (which is base_lr
         # unless an earlier schedule recorded another), then base_lrs becomes base_lr.
         super().__init__(optimizer, last_epoch)
@@ -727,10 +728,7 @@ class CyclicLR(LRScheduler):
             momentums = [mm - (mm - bm) * scale_factor * self.scale_fn(at)
                          for bm, mm in zip(self.base_momentums, self.max_momentums)]
             for group, momentum in zip(self.optimizer.param_groups, momentums):
-                if self.use_beta1:
-                    group["betas"] = (momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = momentum
+                _set_momentum(group, self.use_beta1, momentum)
         return lrs
 
     def state_dict(self):
