@@ -667,15 +667,20 @@ def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
     reduction takes the general path. Both must give identical bits and types (NaNs by position:
     grad alone and value_and_grad are different compiled instances of the kernel)."""
     loss = getattr(fl, name)
-    x, y = make_inputs(SPECS[name], np.random.default_rng(7), shape, dtype, adversarial=True)
-    fast_v, fast_g = loss(x, y), loss.grad(x, y)
-    fast_vg = loss.value_and_grad(x, y)
-    general_vg = loss.value_and_grad(x, y, reduction="mean")
+    args = make_inputs(SPECS[name], np.random.default_rng(7), shape, dtype, adversarial=True)
+    fast_v, fast_g = loss(*args), loss.grad(*args)
+    fast_vg = loss.value_and_grad(*args)
+    general_vg = loss.value_and_grad(*args, reduction="mean")
     assert_bitwise_equal(fast_v, general_vg[0], f"{name} value", nan_payload=False)
-    assert_bitwise_equal(fast_g, general_vg[1], f"{name} grad", nan_payload=False)
     assert_bitwise_equal(fast_vg[0], general_vg[0], f"{name} value_and_grad value", nan_payload=False)
-    assert_bitwise_equal(fast_vg[1], general_vg[1], f"{name} value_and_grad grad", nan_payload=False)
-    assert type(fast_v) is np.dtype(dtype).type and fast_g.flags.c_contiguous and fast_g.flags.writeable
+    assert type(fast_v) is np.dtype(dtype).type
+    # One gradient, or one per differentiable input (gaussian_nll_loss: input and var).
+    several = isinstance(general_vg[1], tuple)
+    for got in (fast_g, fast_vg[1]):
+        assert isinstance(got, tuple) == several
+        for i, (g, want) in enumerate(zip(got, general_vg[1]) if several else [(got, general_vg[1])]):
+            assert_bitwise_equal(g, want, f"{name} grad {i}", nan_payload=False)
+            assert g.flags.c_contiguous and g.flags.writeable
 
 
 @pytest.mark.parametrize("name", FAST_NAMES)
@@ -683,23 +688,29 @@ def test_fast_path_declines_what_it_cannot_take(name):
     """Arguments the fast path does not handle reach the general path: conversions, views,
     subclasses, mismatched shapes (which must still raise)."""
     loss, ref = getattr(fl, name), getattr(fl.reference, name)
-    x, y = make_inputs(SPECS[name], np.random.default_rng(8), (4, 6), np.dtype(np.float32))
+    x, y, *rest = make_inputs(SPECS[name], np.random.default_rng(8), (4, 6), np.dtype(np.float32))
     cases = {
-        "mixed dtypes": (x, y.astype(np.float64)),
-        "transposed": (x.T, y.T),
-        "list target": (x[0], list(y[0])),
-        "masked": (np.ma.masked_array(x), y),
-        "read-only": (_read_only(x), _read_only(y)),
-        "byte-swapped": (x.astype(x.dtype.newbyteorder()), y),
+        "mixed dtypes": (x, y.astype(np.float64), *rest),
+        "transposed": (x.T, y.T, *(r.T for r in rest)),
+        "list target": (x[0], list(y[0]), *(r[0] for r in rest)),
+        "masked": (np.ma.masked_array(x), y, *rest),
+        "read-only": (_read_only(x), _read_only(y), *map(_read_only, rest)),
+        "byte-swapped": (x.astype(x.dtype.newbyteorder()), y, *rest),
     }
+    if rest:  # gaussian_nll_loss: a var that broadcasts, and a negative one (which must raise)
+        cases["var per row"] = (x, y, rest[0][:, :1])
     for what, args in cases.items():
         got, want = loss.value_and_grad(*args), ref.value_and_grad(*args)
         assert np.asarray(got[0]).dtype == np.asarray(want[0]).dtype, what
-        np.testing.assert_allclose(np.asarray(got[1]), np.asarray(want[1]), rtol=1e-5, err_msg=what)
+        for g, w in zip(got[1], want[1]) if isinstance(want[1], tuple) else [(got[1], want[1])]:
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, err_msg=what)
     with pytest.raises(ValueError, match="target"):
-        loss(x, y[:, :3])
+        loss(x, y[:, :3], *rest)
     with pytest.raises(TypeError, match="input"):
-        loss(x.astype(np.complex64), y)
+        loss(x.astype(np.complex64), y, *rest)
+    if rest:
+        with pytest.raises(ValueError, match="var"):
+            loss(x, y, -rest[0])
 
 
 def _read_only(a):

@@ -24,7 +24,13 @@ def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 def pointwise_mean(
     loss: str, param: float, inputs: tuple, want_value: bool, want_grad: bool
-) -> np.floating | np.ndarray | tuple[np.floating, np.ndarray] | None: ...
+) -> (
+    np.floating
+    | np.ndarray
+    | tuple[np.ndarray, np.ndarray]
+    | tuple[np.floating, np.ndarray | tuple[np.ndarray, np.ndarray]]
+    | None
+): ...
 def optim_step(
     kind: str,
     groups: list[tuple[list[float], list[np.ndarray], list[np.ndarray | None], list[list[np.ndarray] | None], list[float]]],

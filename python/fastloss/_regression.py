@@ -189,7 +189,7 @@ LOSSES = losses(
     gaussian_nll_loss,
 )
 
-# The common call (two arrays of one dtype and shape, default options, mean) goes straight to the
+# The common call (positional arrays of one dtype and shape, default options, mean) goes straight to the
 # compiled `pointwise_mean`; anything else falls back to the functions above.
 _DEFAULT_KERNELS = {
     "mse_loss": ("mse", 0.0),
@@ -199,6 +199,7 @@ _DEFAULT_KERNELS = {
     "log_cosh_loss": ("log_cosh", 0.0),
     "mean_squared_log_error": ("squared_log_error", 0.0),
     "poisson_nll_loss": ("poisson_log_input", 0.0),
+    "gaussian_nll_loss": ("gaussian_nll", 1e-6),  # eps
 }
 for _name, (_kernel, _param) in _DEFAULT_KERNELS.items():
     LOSSES[_name].fast = functools.partial(_core.pointwise_mean, _kernel, _param)

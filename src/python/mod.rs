@@ -390,54 +390,74 @@ pub(crate) fn numpy_scalar<'py, T: Element>(py: Python<'py>, value: T) -> PyResu
     }
 }
 
-/// `mean` of an element-wise loss of two same-shape, same-dtype, C-contiguous aligned arrays with
-/// default options: the common call, without the Python argument handling. `None` when the
-/// arguments need that handling (conversion, broadcasting checks, errors).
+/// `mean` of an element-wise loss of same-shape, same-dtype, C-contiguous aligned arrays with
+/// default options: the common call, without the Python argument handling. The arrays are (input,
+/// target), or (input, target, var) for the Gaussian NLL, whose gradient is then the pair (in input,
+/// in var). `None` when the arguments need that handling (conversion, broadcasting, errors).
 fn pointwise_mean_typed<'py, T: Float + Element>(
     py: Python<'py>,
     loss: Pointwise,
-    x: &Array<'py>,
-    y: &Array<'py>,
+    arrays: &[Bound<'py, PyUntypedArray>],
     want_value: bool,
     want_grad: bool,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let (Ok(xa), Ok(ya)) = (x.cast::<PyArrayDyn<T>>(), y.cast::<PyArrayDyn<T>>()) else {
-        return Ok(None);
-    };
-    if !(xa.is_c_contiguous() && ya.is_c_contiguous() && is_aligned(xa) && is_aligned(ya)) || x.shape() != y.shape() {
+    let three = matches!(loss, Pointwise::GaussianNll { .. });
+    if arrays.len() != if three { 3 } else { 2 } {
         return Ok(None);
     }
-    let (Ok(xr), Ok(yr)) = (xa.try_readonly(), ya.try_readonly()) else {
+    let shape = arrays[0].shape();
+    let mut typed = Vec::with_capacity(arrays.len());
+    for a in arrays {
+        let Ok(t) = a.cast::<PyArrayDyn<T>>() else {
+            return Ok(None);
+        };
+        if !(t.is_c_contiguous() && is_aligned(t)) || a.shape() != shape {
+            return Ok(None);
+        }
+        typed.push(t);
+    }
+    let Ok(guards) = typed.iter().map(|t| t.try_readonly()).collect::<Result<Vec<_>, _>>() else {
         return Ok(None);
     };
-    let (xs, ys) = (as_slice(&xr, "input")?, as_slice(&yr, "target")?);
-    let n = xs.len();
-    let grad = if want_grad {
-        Some(buffers::empty::<T>(py, x.shape())?)
+    let slices = guards.iter().zip(["input", "target", "var"]).map(|(g, name)| as_slice(g, name)).collect::<PyResult<Vec<_>>>()?;
+    let z = slices.get(2).copied();
+    if z.is_some_and(|v| v.iter().any(|&v| v < T::ZERO)) {
+        return Ok(None); // the general path raises
+    }
+    let n = slices[0].len();
+    let new_grad = || buffers::empty::<T>(py, shape);
+    let grads = if want_grad {
+        Some((new_grad()?, if three { Some(new_grad()?) } else { None }))
     } else {
         None
     };
-    let mut grad_rw = grad.as_ref().map(|g| g.readwrite());
+    let mut gx = grads.as_ref().map(|g| g.0.readwrite());
+    let mut gz = grads.as_ref().and_then(|g| g.1.as_ref()).map(|g| g.readwrite());
     let inputs = Inputs {
-        x: xs,
-        y: ys,
-        z: None,
+        x: slices[0],
+        y: slices[1],
+        z,
         value_weight: None,
         grad_weight: None,
         grad_scale: T::from_f64(if n > 0 { 1.0 / n as f64 } else { f64::INFINITY }),
     };
     let outputs = Outputs {
         value: None,
-        grad_x: grad_rw.as_mut().map(|g| as_slice_mut(g, "out")).transpose()?,
-        grad_z: None,
+        grad_x: gx.as_mut().map(|g| as_slice_mut(g, "out")).transpose()?,
+        grad_z: gz.as_mut().map(|g| as_slice_mut(g, "out")).transpose()?,
     };
     let total = detach_if_large(py, n, || loss.evaluate(&inputs, outputs, want_value));
-    drop(grad_rw);
+    drop((gx, gz));
+    let grad = match grads {
+        Some((gx, Some(gz))) => Some((gx, gz).into_pyobject(py)?.into_any()),
+        Some((gx, None)) => Some(gx.into_any()),
+        None => None,
+    };
     let value = || numpy_scalar(py, T::from_f64(if n > 0 { total / n as f64 } else { f64::NAN }));
     Ok(Some(match (want_value, grad) {
         (true, Some(g)) => (value()?, g).into_pyobject(py)?.into_any(),
         (true, None) => value()?,
-        (false, Some(g)) => g.into_any(),
+        (false, Some(g)) => g,
         (false, None) => return Ok(None),
     }))
 }
@@ -497,9 +517,10 @@ mod _core {
         })
     }
 
-    /// The mean of an element-wise loss with default options for `inputs = (input, target)` of one
-    /// float dtype, shape and C-contiguous layout: the value (a NumPy scalar), the gradient, or
-    /// both as a tuple. `None` when the arguments need the general path.
+    /// The mean of an element-wise loss with default options for `inputs = (input, target)` (or
+    /// (input, target, var) for the Gaussian NLL) of one float dtype, shape and C-contiguous layout:
+    /// the value (a NumPy scalar), the gradient (a pair of them for the Gaussian NLL), or both as a
+    /// tuple. `None` when the arguments need the general path.
     #[pyfunction]
     fn pointwise_mean<'py>(
         py: Python<'py>,
@@ -509,20 +530,20 @@ mod _core {
         want_value: bool,
         want_grad: bool,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if inputs.len() != 2 {
-            return Ok(None);
-        }
-        let (x, y) = (inputs.get_item(0)?, inputs.get_item(1)?);
-        let (Ok(x), Ok(y)) = (x.cast::<PyUntypedArray>(), y.cast::<PyUntypedArray>()) else {
-            return Ok(None);
-        };
-        if !(x.is_exact_instance_of::<PyUntypedArray>() && y.is_exact_instance_of::<PyUntypedArray>()) {
-            return Ok(None); // subclasses (masked arrays, ...) take the general path
+        let mut arrays = Vec::with_capacity(3);
+        for item in inputs.iter().take(4) {
+            let Ok(a) = item.cast_into::<PyUntypedArray>() else {
+                return Ok(None);
+            };
+            if !a.is_exact_instance_of::<PyUntypedArray>() {
+                return Ok(None); // subclasses (masked arrays, ...) take the general path
+            }
+            arrays.push(a);
         }
         let loss = parse_pointwise(loss, param, false)?;
-        match FloatDtype::from_descr(py, &x.dtype()) {
+        match arrays.first().and_then(|x| FloatDtype::from_descr(py, &x.dtype())) {
             Some(dtype) => {
-                with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, x, y, want_value, want_grad))
+                with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, &arrays, want_value, want_grad))
             }
             None => Ok(None),
         }
