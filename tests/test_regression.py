@@ -681,6 +681,15 @@ def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
         for i, (g, want) in enumerate(zip(got, general_vg[1]) if several else [(got, general_vg[1])]):
             assert_bitwise_equal(g, want, f"{name} grad {i}", nan_payload=False)
             assert g.flags.c_contiguous and g.flags.writeable
+    if not several:  # the gradient into the caller's buffer, also on the fast path
+        buf = np.full(args[0].shape, 7, dtype)
+        v, g = loss.value_and_grad(*args, out=buf)
+        assert g is buf
+        assert_bitwise_equal(v, general_vg[0], f"{name} value with out=", nan_payload=False)
+        assert_bitwise_equal(g, general_vg[1], f"{name} grad into out=", nan_payload=False)
+        buf[...] = 7
+        assert loss.grad(*args, out=buf) is buf
+        assert_bitwise_equal(buf, general_vg[1], f"{name} grad alone into out=", nan_payload=False)
 
 
 @pytest.mark.parametrize("name", FAST_NAMES)
@@ -711,6 +720,25 @@ def test_fast_path_declines_what_it_cannot_take(name):
     if rest:
         with pytest.raises(ValueError, match="var"):
             loss(x, y, -rest[0])
+        return
+    # out= the fast path cannot write into as it is: the general path raises, or copies the input
+    # that the buffer overlaps.
+    want = ref.value_and_grad(x, y)
+    bad_outs = {
+        "dtype": (np.empty((4, 6), np.float64), TypeError),
+        "shape": (np.empty((6, 4), np.float32), ValueError),
+        "strided": (np.empty((4, 12), np.float32)[:, ::2], ValueError),
+        "read-only": (_read_only(np.empty((4, 6), np.float32)), ValueError),
+        "list": ([0.0] * 24, TypeError),
+    }
+    for what, (buf, error) in bad_outs.items():
+        with pytest.raises(error, match="out"):
+            loss.value_and_grad(x, y, out=buf)
+    for what, buf in {"input": x.copy(), "target": y.copy()}.items():
+        args = (buf, y) if what == "input" else (x, buf)
+        v, g = loss.value_and_grad(*args, out=buf)
+        assert g is buf
+        np.testing.assert_allclose(g, want[1], rtol=1e-5, err_msg=f"out= aliasing the {what}")
 
 
 def _read_only(a):

@@ -14,9 +14,9 @@ class Loss:
     `grad_output` and `out` besides the loss's own, and returns `(value, gradient)`.
 
     `fast`, when set, is tried first for calls with positional inputs only (default options, no
-    `grad_output`, no `out`): `fast(inputs, want_value, want_grad)` returns the value, the gradient
-    or the pair, or None when the inputs need `impl`'s argument handling. It spares the common call
-    on small arrays the microseconds of the general path.
+    `grad_output`): `fast(inputs, want_value, want_grad, out)` returns the value, the gradient (in
+    `out` when given) or the pair, or None when the arguments need `impl`'s handling. It spares the
+    common call on small arrays the microseconds of the general path.
     """
 
     def __init__(self, impl, module, fast=None):
@@ -34,15 +34,15 @@ class Loss:
         return self._impl(*inputs, want_value=True, want_grad=False, grad_output=None, out=None, **options)[0]
 
     def grad(self, *inputs, grad_output=None, out=None, **options):
-        if not options and grad_output is None and out is None and self.fast is not None:
-            result = self.fast(inputs, False, True)
+        if not options and grad_output is None and self.fast is not None:
+            result = self.fast(inputs, False, True, out)
             if result is not None:
                 return result
         return self._impl(*inputs, want_value=False, want_grad=True, grad_output=grad_output, out=out, **options)[1]
 
     def value_and_grad(self, *inputs, grad_output=None, out=None, **options):
-        if not options and grad_output is None and out is None and self.fast is not None:
-            result = self.fast(inputs, True, True)
+        if not options and grad_output is None and self.fast is not None:
+            result = self.fast(inputs, True, True, out)
             if result is not None:
                 return result
         return self._impl(*inputs, want_value=True, want_grad=True, grad_output=grad_output, out=out, **options)

@@ -400,9 +400,10 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     arrays: &[Bound<'py, PyUntypedArray>],
     want_value: bool,
     want_grad: bool,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let three = matches!(loss, Pointwise::GaussianNll { .. });
-    if arrays.len() != if three { 3 } else { 2 } {
+    if arrays.len() != if three { 3 } else { 2 } || (out.is_some() && (three || !want_grad)) {
         return Ok(None);
     }
     let shape = arrays[0].shape();
@@ -426,10 +427,13 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     }
     let n = slices[0].len();
     let new_grad = || buffers::empty::<T>(py, shape);
-    let grads = if want_grad {
-        Some((new_grad()?, if three { Some(new_grad()?) } else { None }))
-    } else {
-        None
+    let grads = match out {
+        Some(out) => match caller_buffer::<T>(out, shape, &typed) {
+            Some(g) => Some((g, None)),
+            None => return Ok(None),
+        },
+        None if want_grad => Some((new_grad()?, if three { Some(new_grad()?) } else { None })),
+        None => None,
     };
     let mut gx = grads.as_ref().map(|g| g.0.readwrite());
     let mut gz = grads.as_ref().and_then(|g| g.1.as_ref()).map(|g| g.readwrite());
@@ -460,6 +464,28 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
         (false, Some(g)) => g,
         (false, None) => return Ok(None),
     }))
+}
+
+/// A caller's `out=` the fast path can write into as it is: an exact ndarray of dtype `T` and
+/// `shape`, C-contiguous, aligned, writeable and sharing no memory with `inputs`. Anything else
+/// (including what must raise) is left to the general path.
+fn caller_buffer<'py, T: Element>(
+    out: &Bound<'py, PyAny>,
+    shape: &[usize],
+    inputs: &[&Bound<'py, PyArrayDyn<T>>],
+) -> Option<Bound<'py, PyArrayDyn<T>>> {
+    let o = out.cast::<PyArrayDyn<T>>().ok()?;
+    if !(out.is_exact_instance_of::<PyUntypedArray>() && o.is_c_contiguous() && is_aligned(o) && o.shape() == shape) {
+        return None;
+    }
+    drop(o.try_readwrite().ok()?); // writeable, and not borrowed elsewhere
+    let span = |a: &Bound<'py, PyArrayDyn<T>>| {
+        let start = a.data() as usize;
+        start..start + a.len() * std::mem::size_of::<T>()
+    };
+    let mine = span(o);
+    let overlaps = inputs.iter().map(|a| span(a)).any(|r| r.start < mine.end && mine.start < r.end);
+    (!overlaps).then(|| o.clone())
 }
 
 /// A C-contiguous array is aligned when its data pointer is (its strides are multiples of the item size).
@@ -520,8 +546,10 @@ mod _core {
     /// The mean of an element-wise loss with default options for `inputs = (input, target)` (or
     /// (input, target, var) for the Gaussian NLL) of one float dtype, shape and C-contiguous layout:
     /// the value (a NumPy scalar), the gradient (a pair of them for the Gaussian NLL), or both as a
-    /// tuple. `None` when the arguments need the general path.
+    /// tuple. The gradient goes into `out` when given (two-input losses). `None` when the arguments
+    /// need the general path.
     #[pyfunction]
+    #[pyo3(signature = (loss, param, inputs, want_value, want_grad, out=None))]
     fn pointwise_mean<'py>(
         py: Python<'py>,
         loss: &str,
@@ -529,6 +557,7 @@ mod _core {
         inputs: &Bound<'py, PyTuple>,
         want_value: bool,
         want_grad: bool,
+        out: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let mut arrays = Vec::with_capacity(3);
         for item in inputs.iter().take(4) {
@@ -543,7 +572,7 @@ mod _core {
         let loss = parse_pointwise(loss, param, false)?;
         match arrays.first().and_then(|x| FloatDtype::from_descr(py, &x.dtype())) {
             Some(dtype) => {
-                with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, &arrays, want_value, want_grad))
+                with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, &arrays, want_value, want_grad, out))
             }
             None => Ok(None),
         }
