@@ -16,8 +16,11 @@ import numpy as np
 
 from . import _core
 from ._args import (
+    F32,
+    F64,
     _numeric,
     contiguous,
+    empty,
     finish_value,
     float_arg,
     float_arrays,
@@ -268,3 +271,29 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
 
 
 LOSSES = losses("fastloss", cross_entropy, nll_loss, multi_margin_loss, multilabel_soft_margin_loss)
+
+
+def _cross_entropy_fast(inputs, want_value, want_grad, out=None):
+    """The common call, without the general argument handling: (N, C) logits of a float dtype and
+    (N,) int64 class indices, both C-contiguous and aligned, default options (mean), no `out`.
+    None for anything else. Out-of-range indices raise in the kernel's binding, as they do on the
+    general path."""
+    if len(inputs) != 2 or out is not None:
+        return None
+    x, t = inputs
+    if type(x) is not np.ndarray or type(t) is not np.ndarray or x.ndim != 2 or t.ndim != 1:
+        return None
+    dtype = x.dtype
+    n, c = x.shape
+    if ((dtype is not F32 and dtype is not F64) or t.dtype is not I64 or t.shape[0] != n or c == 0
+            or not (x.flags.carray and t.flags.carray)):
+        return None
+    g = empty(x.shape, dtype) if want_grad else None
+    total, divisor = _core.cross_entropy(x, t, None, n, c, 1, -100, 0.0, True, 1.0, None, want_value, None, g)
+    if not want_value:
+        return g
+    value = finish_value(total, divisor, "mean", dtype, None)
+    return (value, g) if want_grad else value
+
+
+LOSSES["cross_entropy"].fast = _cross_entropy_fast
