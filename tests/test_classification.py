@@ -762,3 +762,76 @@ def test_bce_fast_path_checks_range_too():
         fl.binary_cross_entropy(x, np.zeros_like(x))
     with pytest.raises(ValueError, match="target"):
         fl.binary_cross_entropy(np.full(5, 0.5), np.array([0, 1, 0.5, np.nan, 1]))
+
+
+# --------------------------------------------------------------------------------------------------
+# The compiled fast path for the common call (positional arrays, default options)
+# --------------------------------------------------------------------------------------------------
+
+FAST = [name for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss",
+                          "hinge_loss", "squared_hinge_loss", "exponential_loss", "soft_margin_loss", "kl_div")
+        if getattr(fl, name).fast is not None]
+
+
+def _fast_inputs(name, rng, shape, dtype, specials=True):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    if name == "kl_div":
+        t = rng.random(shape).astype(dtype)
+        x = -np.abs(x)
+    elif name in ("binary_cross_entropy_with_logits",):
+        t = rng.random(shape).astype(dtype)
+    else:
+        t = np.where(rng.random(shape) < 0.5, -1, 1).astype(dtype)
+    if specials and x.size > 3:
+        x.flat[1], x.flat[2], t.flat[3] = np.nan, np.inf, 0
+    return x, t
+
+
+def test_fast_path_covers_the_losses_with_a_mean_default():
+    assert set(FAST) == {"binary_cross_entropy_with_logits", "hinge_loss", "squared_hinge_loss",
+                         "exponential_loss", "soft_margin_loss", "kl_div"}
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(0,), (1,), (17,), (5, 7), (5000,)])
+def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
+    loss = getattr(fl, name)
+    x, t = _fast_inputs(name, np.random.default_rng(5), shape, dtype)
+    general = loss.value_and_grad(x, t, reduction="mean")
+    buf = np.empty_like(x)
+    got = [(loss(x, t), None), (None, loss.grad(x, t)), loss.value_and_grad(x, t), loss.value_and_grad(x, t, out=buf)]
+    for i, (v, g) in enumerate(got):
+        if v is not None:
+            assert_bitwise_equal(v, general[0], f"{name} value {i}", nan_payload=False)
+            assert type(v) is np.dtype(dtype).type
+        if g is not None:
+            assert_bitwise_equal(g, general[1], f"{name} grad {i}", nan_payload=False)
+    assert got[3][1] is buf
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_path_declines_what_it_cannot_take(name):
+    loss, ref = getattr(fl, name), getattr(fl.reference, name)
+    x, t = _fast_inputs(name, np.random.default_rng(6), (4, 6), np.dtype(np.float32), specials=False)
+    cases = {
+        "mixed dtypes": (x, t.astype(np.float64)),
+        "transposed": (x.T, t.T),
+        "list target": (x[0], list(t[0])),
+        "masked": (np.ma.masked_array(x), t),
+        "read-only": (_read_only(x), _read_only(t)),
+    }
+    for what, args in cases.items():
+        got, want = loss.value_and_grad(*args), ref.value_and_grad(*args)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5, err_msg=what)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-7, err_msg=what)
+    with pytest.raises(ValueError, match="target"):
+        loss(x, t[:, :3])
+    with pytest.raises(TypeError, match="out"):
+        loss.value_and_grad(x, t, out=np.empty(x.shape, np.float64))
+
+
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a

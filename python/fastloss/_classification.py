@@ -7,6 +7,7 @@ check of binary_cross_entropy with its error message) and the reduction divisors
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -194,3 +195,17 @@ LOSSES = losses(
     soft_margin_loss,
     kl_div,
 )
+
+# The common call (positional arrays of one dtype and shape, default options, mean) goes straight to the
+# compiled `pointwise_mean`, as for the regression losses. Not binary_cross_entropy (its [0, 1] check
+# raises on the general path) nor sigmoid_focal_loss (its default reduction is 'none').
+_DEFAULT_KERNELS = {
+    "binary_cross_entropy_with_logits": ("bce_logits", 0.0),
+    "hinge_loss": ("hinge", 1.0),  # margin
+    "squared_hinge_loss": ("squared_hinge", 1.0),
+    "exponential_loss": ("exponential", 0.0),
+    "soft_margin_loss": ("soft_margin", 0.0),
+    "kl_div": ("kl_div", 0.0),
+}
+for _name, (_kernel, _param) in _DEFAULT_KERNELS.items():
+    LOSSES[_name].fast = functools.partial(_core.pointwise_mean, _kernel, _param)

@@ -19,7 +19,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-fn parse(name: &str, p1: f64, p2: f64) -> PyResult<Classification> {
+pub(super) fn parse(name: &str, p1: f64, p2: f64) -> PyResult<Classification> {
     Ok(match name {
         "bce" => Classification::Bce,
         "bce_logits" => Classification::BceLogits,

@@ -16,6 +16,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::classification::Classification;
 use crate::float::Float;
 use crate::pointwise::{Inputs, Outputs};
 use crate::regression::Pointwise;
@@ -396,13 +397,13 @@ pub(crate) fn numpy_scalar<'py, T: Element>(py: Python<'py>, value: T) -> PyResu
 /// in var). `None` when the arguments need that handling (conversion, broadcasting, errors).
 fn pointwise_mean_typed<'py, T: Float + Element>(
     py: Python<'py>,
-    loss: Pointwise,
+    loss: MeanLoss,
     arrays: &[Bound<'py, PyUntypedArray>],
     want_value: bool,
     want_grad: bool,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let three = matches!(loss, Pointwise::GaussianNll { .. });
+    let three = matches!(loss, MeanLoss::Regression(Pointwise::GaussianNll { .. }));
     if arrays.len() != if three { 3 } else { 2 } || (out.is_some() && (three || !want_grad)) {
         return Ok(None);
     }
@@ -464,6 +465,29 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
         (false, Some(g)) => g,
         (false, None) => return Ok(None),
     }))
+}
+
+/// The element-wise losses the fast path (`pointwise_mean`) serves.
+#[derive(Copy, Clone)]
+enum MeanLoss {
+    Regression(Pointwise),
+    Classification(Classification),
+}
+
+impl MeanLoss {
+    fn parse(name: &str, param: f64) -> PyResult<MeanLoss> {
+        match parse_pointwise(name, param, false) {
+            Ok(p) => Ok(MeanLoss::Regression(p)),
+            Err(_) => Ok(MeanLoss::Classification(classification::parse(name, param, 0.0)?)),
+        }
+    }
+
+    fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> f64 {
+        match self {
+            MeanLoss::Regression(p) => p.evaluate(inp, out, sum),
+            MeanLoss::Classification(c) => c.evaluate(inp, out, sum),
+        }
+    }
 }
 
 /// A caller's `out=` the fast path can write into as it is: an exact ndarray of dtype `T` and
@@ -569,7 +593,7 @@ mod _core {
             }
             arrays.push(a);
         }
-        let loss = parse_pointwise(loss, param, false)?;
+        let loss = MeanLoss::parse(loss, param)?;
         match arrays.first().and_then(|x| FloatDtype::from_descr(py, &x.dtype())) {
             Some(dtype) => {
                 with_float_type!(dtype, |T| pointwise_mean_typed::<T>(py, loss, &arrays, want_value, want_grad, out))
