@@ -52,6 +52,13 @@ def ulp(mag, dtype):
     return np.where(np.isfinite(mag), out, mag)
 
 
+def read_only(a):
+    """A read-only copy of `a`."""
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
 def as_f64(a):
     return np.asarray(a).astype(np.float64)
 

@@ -32,6 +32,7 @@ from helpers import (
     assert_close,
     assert_unchanged,
     expected_dtype,
+    read_only,
     snapshot,
     summation_gamma,
     ulp,
@@ -819,7 +820,7 @@ def test_fast_path_declines_what_it_cannot_take(name):
         "transposed": (x.T, t.T),
         "list target": (x[0], list(t[0])),
         "masked": (np.ma.masked_array(x), t),
-        "read-only": (_read_only(x), _read_only(t)),
+        "read-only": (read_only(x), read_only(t)),
     }
     for what, args in cases.items():
         got, want = loss.value_and_grad(*args), ref.value_and_grad(*args)
@@ -829,9 +830,3 @@ def test_fast_path_declines_what_it_cannot_take(name):
         loss(x, t[:, :3])
     with pytest.raises(TypeError, match="out"):
         loss.value_and_grad(x, t, out=np.empty(x.shape, np.float64))
-
-
-def _read_only(a):
-    a = a.copy()
-    a.flags.writeable = False
-    return a

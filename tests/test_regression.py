@@ -29,6 +29,7 @@ from helpers import (
     assert_bitwise_equal,
     check_against_reference,
     make_inputs,
+    read_only,
     spec_options,
     specials,
     var_full,
@@ -703,7 +704,7 @@ def test_fast_path_declines_what_it_cannot_take(name):
         "transposed": (x.T, y.T, *(r.T for r in rest)),
         "list target": (x[0], list(y[0]), *(r[0] for r in rest)),
         "masked": (np.ma.masked_array(x), y, *rest),
-        "read-only": (_read_only(x), _read_only(y), *map(_read_only, rest)),
+        "read-only": (read_only(x), read_only(y), *map(read_only, rest)),
         "byte-swapped": (x.astype(x.dtype.newbyteorder()), y, *rest),
     }
     if rest:  # gaussian_nll_loss: a var that broadcasts, and a negative one (which must raise)
@@ -728,7 +729,7 @@ def test_fast_path_declines_what_it_cannot_take(name):
         "dtype": (np.empty((4, 6), np.float64), TypeError),
         "shape": (np.empty((6, 4), np.float32), ValueError),
         "strided": (np.empty((4, 12), np.float32)[:, ::2], ValueError),
-        "read-only": (_read_only(np.empty((4, 6), np.float32)), ValueError),
+        "read-only": (read_only(np.empty((4, 6), np.float32)), ValueError),
         "list": ([0.0] * 24, TypeError),
     }
     for what, (buf, error) in bad_outs.items():
@@ -739,12 +740,6 @@ def test_fast_path_declines_what_it_cannot_take(name):
         v, g = loss.value_and_grad(*args, out=buf)
         assert g is buf
         np.testing.assert_allclose(g, want[1], rtol=1e-5, err_msg=f"out= aliasing the {what}")
-
-
-def _read_only(a):
-    a = a.copy()
-    a.flags.writeable = False
-    return a
 
 
 def test_weighted_subnormal_terms():
