@@ -776,6 +776,11 @@ FAST = [name for name in ("binary_cross_entropy", "binary_cross_entropy_with_log
 
 def _fast_inputs(name, rng, shape, dtype, specials=True):
     x = (rng.standard_normal(shape) * 4).astype(dtype)
+    if name == "binary_cross_entropy":
+        x = rng.random(shape).astype(dtype)
+        x.flat[:2] = [0.0, 1.0][: x.size]
+        t = rng.random(shape).astype(dtype)
+        return x, t
     if name == "kl_div":
         t = rng.random(shape).astype(dtype)
         x = -np.abs(x)
@@ -789,8 +794,8 @@ def _fast_inputs(name, rng, shape, dtype, specials=True):
 
 
 def test_fast_path_covers_the_losses_with_a_mean_default():
-    assert set(FAST) == {"binary_cross_entropy_with_logits", "hinge_loss", "squared_hinge_loss",
-                         "exponential_loss", "soft_margin_loss", "kl_div"}
+    assert set(FAST) == {"binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge_loss",
+                         "squared_hinge_loss", "exponential_loss", "soft_margin_loss", "kl_div"}
 
 
 @pytest.mark.parametrize("name", FAST)
@@ -830,3 +835,11 @@ def test_fast_path_declines_what_it_cannot_take(name):
         loss(x, t[:, :3])
     with pytest.raises(TypeError, match="out"):
         loss.value_and_grad(x, t, out=np.empty(x.shape, np.float64))
+    if name == "binary_cross_entropy":  # the [0, 1] check of the general path
+        for bad in (1.5, -0.25, np.nan):
+            x2, t2 = x.copy(), t.copy()
+            x2[1, 2] = t2[3, 1] = bad
+            with pytest.raises(ValueError, match="input"):
+                loss.value_and_grad(x2, t)
+            with pytest.raises(ValueError, match="target"):
+                loss.value_and_grad(x, t2)

@@ -197,9 +197,11 @@ LOSSES = losses(
 )
 
 # The common call (positional arrays of one dtype and shape, default options, mean) goes straight to the
-# compiled `pointwise_mean`, as for the regression losses. Not binary_cross_entropy (its [0, 1] check
-# raises on the general path) nor sigmoid_focal_loss (its default reduction is 'none').
+# compiled `pointwise_mean`, as for the regression losses (which leaves inputs outside [0, 1] of
+# binary_cross_entropy to the general path, to raise). Not sigmoid_focal_loss: its default reduction
+# is 'none'.
 _DEFAULT_KERNELS = {
+    "binary_cross_entropy": ("bce", 0.0),
     "binary_cross_entropy_with_logits": ("bce_logits", 0.0),
     "hinge_loss": ("hinge", 1.0),  # margin
     "squared_hinge_loss": ("squared_hinge", 1.0),

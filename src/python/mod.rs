@@ -423,8 +423,13 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     };
     let slices = guards.iter().zip(["input", "target", "var"]).map(|(g, name)| as_slice(g, name)).collect::<PyResult<Vec<_>>>()?;
     let z = slices.get(2).copied();
-    if z.is_some_and(|v| v.iter().any(|&v| v < T::ZERO)) {
-        return Ok(None); // the general path raises
+    // Inputs the general path rejects with its own message: a negative variance, a BCE input or
+    // target outside [0, 1].
+    let outside = |v: &[T]| crate::classification::first_outside_unit_interval(v).is_some();
+    if z.is_some_and(|v| v.iter().any(|&v| v < T::ZERO))
+        || matches!(loss, MeanLoss::Classification(Classification::Bce)) && (outside(slices[0]) || outside(slices[1]))
+    {
+        return Ok(None);
     }
     let n = slices[0].len();
     let new_grad = || buffers::empty::<T>(py, shape);
