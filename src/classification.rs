@@ -20,7 +20,7 @@ use crate::pointwise::{Inputs, Outputs, Term, evaluate};
 pub struct Bce;
 impl<T: Float> Term<T> for Bce {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let floor = T::from_f64(-100.0);
         let log_x = x.ln().clamp_min(floor);
         let log_1mx = (-x).ln_1p().clamp_min(floor);
@@ -37,9 +37,14 @@ impl<T: Float> Term<T> for Bce {
 #[derive(Copy, Clone)]
 pub struct BceLogits;
 impl<T: Float> Term<T> for BceLogits {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
-        let (l1p, s, sn) = x.logistic();
+    fn pre(&self, x: T, _: T, _: T) -> (T, T) {
+        x.exp_neg_abs()
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T, e: (T, T)) -> (T, T, T) {
+        let (l1p, s, sn) = x.logistic_with(e);
         let lin = if x >= T::ZERO { (T::ONE - y) * x } else { -(y * x) };
         (lin + l1p, s * (T::ONE - y) - sn * y, T::ZERO)
     }
@@ -51,9 +56,14 @@ impl<T: Float> Term<T> for BceLogits {
 #[derive(Copy, Clone)]
 pub struct BceLogitsPosWeight;
 impl<T: Float> Term<T> for BceLogitsPosWeight {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, p: T) -> (T, T, T) {
-        let (l1p, s, sn) = x.logistic();
+    fn pre(&self, x: T, _: T, _: T) -> (T, T) {
+        x.exp_neg_abs()
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, p: T, e: (T, T)) -> (T, T, T) {
+        let (l1p, s, sn) = x.logistic_with(e);
         let lw = (p - T::ONE) * y + T::ONE;
         let py = p * y;
         let lin = if x >= T::ZERO { (T::ONE - y) * x } else { -(py * x) };
@@ -113,9 +123,14 @@ pub struct Focal<T, P> {
     pub power: P,
 }
 impl<T: Float, P: FocalPower<T>> Term<T> for Focal<T, P> {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
-        let (l1p, s, sn) = x.logistic();
+    fn pre(&self, x: T, _: T, _: T) -> (T, T) {
+        x.exp_neg_abs()
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T, e: (T, T)) -> (T, T, T) {
+        let (l1p, s, sn) = x.logistic_with(e);
         let ce = if x >= T::ZERO { (T::ONE - y) * x } else { -(y * x) } + l1p; // BceLogits' value
         let q = s * (T::ONE - y) + sn * y;
         let s_minus_y = s * (T::ONE - y) - sn * y;
@@ -135,7 +150,7 @@ pub struct Hinge<T> {
 }
 impl<T: Float> Term<T> for Hinge<T> {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let u = self.margin - x * y;
         let gate = if u >= T::ZERO { T::ONE } else { T::ZERO };
         (u.clamp_min(T::ZERO), -gate * y, T::ZERO)
@@ -149,7 +164,7 @@ pub struct SquaredHinge<T> {
 }
 impl<T: Float> Term<T> for SquaredHinge<T> {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let u = self.margin - x * y;
         let c = u.clamp_min(T::ZERO);
         let gu = if u >= T::ZERO { T::TWO * c } else { T::ZERO };
@@ -162,7 +177,7 @@ impl<T: Float> Term<T> for SquaredHinge<T> {
 pub struct Exponential;
 impl<T: Float> Term<T> for Exponential {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let l = (-(x * y)).exp();
         (l, -y * l, T::ZERO)
     }
@@ -173,10 +188,15 @@ impl<T: Float> Term<T> for Exponential {
 #[derive(Copy, Clone)]
 pub struct SoftMargin;
 impl<T: Float> Term<T> for SoftMargin {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn pre(&self, x: T, y: T, _: T) -> (T, T) {
+        (x * y).exp_neg_abs()
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T, e: (T, T)) -> (T, T, T) {
         let m = x * y;
-        let (l1p, _, sn) = m.logistic();
+        let (l1p, _, sn) = m.logistic_with(e);
         let pos = if m < T::ZERO { -m } else { T::ZERO };
         (pos + l1p, -y * sn, T::ZERO)
     }
@@ -188,7 +208,7 @@ impl<T: Float> Term<T> for SoftMargin {
 pub struct KlDiv;
 impl<T: Float> Term<T> for KlDiv {
     #[inline(always)]
-    fn eval(&self, x: T, t: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, t: T, _: T, _: (T, T)) -> (T, T, T) {
         let xlogy = if t == T::ZERO { T::ZERO } else { t * t.ln() };
         (xlogy - t * x, -t, T::ZERO)
     }
@@ -199,7 +219,7 @@ impl<T: Float> Term<T> for KlDiv {
 pub struct KlDivLogTarget;
 impl<T: Float> Term<T> for KlDivLogTarget {
     #[inline(always)]
-    fn eval(&self, x: T, t: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, t: T, _: T, _: (T, T)) -> (T, T, T) {
         let et = t.exp();
         (et * (t - x), -et, T::ZERO)
     }
@@ -291,7 +311,7 @@ mod tests {
     use super::*;
 
     fn eval<K: Term<f64>>(k: K, x: f64, y: f64) -> (f64, f64) {
-        let (l, d, _) = k.eval(x, y, 1.0);
+        let (l, d, _) = k.eval_at(x, y, 1.0);
         (l, d)
     }
 
@@ -307,7 +327,7 @@ mod tests {
         }
         assert_eq!(eval(BceLogits, -1e4, 1.0), (1e4, -1.0));
         assert_eq!(eval(SoftMargin, 1e4, -1.0), (1e4, 1.0));
-        let (l, d, _) = BceLogits.eval(-1e4f32, 1.0, 1.0);
+        let (l, d, _) = BceLogits.eval_at(-1e4f32, 1.0, 1.0);
         assert_eq!((l, d), (1e4, -1.0));
     }
 

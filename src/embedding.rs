@@ -651,7 +651,7 @@ pub struct MarginRanking<T> {
 impl<T: Float> Term<T> for MarginRanking<T> {
     const GRAD_Z: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, z: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, z: T, _: (T, T)) -> (T, T, T) {
         let pre = -y * (x - z) + self.margin;
         let active = pre >= T::ZERO;
         (pre.clamp_min(T::ZERO), if active { -y } else { T::ZERO }, if active { y } else { T::ZERO })
@@ -666,7 +666,7 @@ pub struct HingeEmbedding<T> {
 }
 impl<T: Float> Term<T> for HingeEmbedding<T> {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let h = self.margin - x;
         let pos = y > T::ZERO;
         let l = if pos { x } else { h.clamp_min(T::ZERO) };

@@ -112,7 +112,17 @@ pub trait Float:
     /// have the bits of `sigmoid`.
     #[inline(always)]
     fn logistic(self) -> (Self, Self, Self) {
-        let e = (-self.abs()).exp();
+        self.logistic_with(self.exp_neg_abs())
+    }
+    /// e^−|x| as an unevaluated sum hi + lo (lo = 0 in f64): the first half of `logistic`, for a
+    /// kernel that runs the two halves as separate passes (`pointwise::Term::STAGED`).
+    #[inline(always)]
+    fn exp_neg_abs(self) -> (Self, Self) {
+        ((-self.abs()).exp(), Self::ZERO)
+    }
+    /// `logistic` given `self.exp_neg_abs()`.
+    #[inline(always)]
+    fn logistic_with(self, (e, _): (Self, Self)) -> (Self, Self, Self) {
         let d = Self::ONE + e;
         // Two independent selects (at x = ±0, e = 1 serves as either numerator).
         let num = if self > Self::ZERO { Self::ONE } else { e };
@@ -375,8 +385,12 @@ mod f32_impl {
                 -(-self).softplus()
             }
             #[inline(always)]
-            fn logistic(self) -> (Self, Self, Self) {
-                let p = Logistic::of(self);
+            fn exp_neg_abs(self) -> (Self, Self) {
+                exp_neg_abs_parts(self)
+            }
+            #[inline(always)]
+            fn logistic_with(self, (e_hi, e_lo): (Self, Self)) -> (Self, Self, Self) {
+                let p = Logistic::from_exp(e_hi, e_lo);
                 let (l_hi, l_lo) = p.log1p_e();
                 let big = p.ratio(1.0, 0.0); // σ(|x|)
                 let small = p.ratio(p.e_hi, p.e_lo); // σ(−|x|)
@@ -418,18 +432,29 @@ mod f32_impl {
         q: f32,
     }
 
+    /// e^−|x| = 2^k·(1 + r_hi + tail) = 2^k·(hi + lo) as (e_hi, e_lo): t = r_hi + tail and
+    /// hi = 1 + t rounded, with both rounding errors (Fast2Sum twice) in lo.
+    #[inline(always)]
+    fn exp_neg_abs_parts(x: f32) -> (f32, f32) {
+        let (k, r_hi, tail) = exp_reduce_impl(-x.abs());
+        let t = r_hi + tail;
+        let t_err = (r_hi - t) + tail; // exact where |r_hi| ≥ |tail|; else both are tiny
+        let hi = 1.0 + t;
+        let lo = ((1.0 - hi) + t) + t_err;
+        let (s1, s2) = pow2_split(k);
+        (hi * s1 * s2, lo * s1 * s2)
+    }
+
     impl Logistic {
         #[inline(always)]
         fn of(x: f32) -> Logistic {
-            // e^−|x| = 2^k·(1 + r_hi + tail) = 2^k·(hi + lo): t = r_hi + tail and hi = 1 + t
-            // rounded, with both rounding errors (Fast2Sum twice) in lo.
-            let (k, r_hi, tail) = exp_reduce_impl(-x.abs());
-            let t = r_hi + tail;
-            let t_err = (r_hi - t) + tail; // exact where |r_hi| ≥ |tail|; else both are tiny
-            let hi = 1.0 + t;
-            let lo = ((1.0 - hi) + t) + t_err;
-            let (s1, s2) = pow2_split(k);
-            let (e_hi, e_lo) = (hi * s1 * s2, lo * s1 * s2);
+            let (e_hi, e_lo) = exp_neg_abs_parts(x);
+            Logistic::from_exp(e_hi, e_lo)
+        }
+
+        /// The shared work from e^−|x| = e_hi + e_lo.
+        #[inline(always)]
+        fn from_exp(e_hi: f32, e_lo: f32) -> Logistic {
             let d = 1.0 + e_hi;
             let c = ((1.0 - d) + e_hi) + e_lo; // exact error of d (e_hi ≤ 1), plus e_lo
             Logistic { e_hi, e_lo, d, c, q: 1.0 / d }

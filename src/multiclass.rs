@@ -1012,11 +1012,11 @@ impl<T: Float> MultiMargin<'_, T> {
 // Multilabel soft margin
 // ------------------------------------------------------------------------------------------------
 
-/// log σ(x), log σ(−x) and σ(x) from `Float::logistic` (one exponential e = exp(−|x|)):
-/// log σ(x) = min(x, 0) − log1p(e), no overflow for any x. A NaN x makes all three NaN.
+/// log σ(x), log σ(−x) and σ(x) from `Float::logistic_with` (e = x.exp_neg_abs()):
+/// log σ(x) = min(x, 0) − log1p(e^−|x|), no overflow for any x. A NaN x makes all three NaN.
 #[inline(always)]
-fn log_sigmoid_parts<T: Float>(x: T) -> (T, T, T) {
-    let (sp, sig, _) = x.logistic();
+fn log_sigmoid_parts<T: Float>(x: T, e: (T, T)) -> (T, T, T) {
+    let (sp, sig, _) = x.logistic_with(e);
     let ls_pos = if x < T::ZERO { x } else { T::ZERO } - sp;
     let ls_neg = if x > T::ZERO { -x } else { T::ZERO } - sp;
     (ls_pos, ls_neg, sig)
@@ -1101,26 +1101,30 @@ impl<T: Float> MultiLabel<'_, T> {
     fn block<const GRAD: bool>(&self, rows: Range<usize>, value: &mut [T], g: RawOut<T>) -> f64 {
         let c = self.c;
         let mut buf = [T::ZERO; CHUNK];
+        // e^−|x| for a chunk, computed in a pass of its own (see `pointwise::Term::STAGED`).
+        let (mut e_hi, mut e_lo) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
         let mut acc = Acc::new();
         for i in rows.clone() {
             let (xr, yr) = (&self.x[i * c..(i + 1) * c], &self.y[i * c..(i + 1) * c]);
             let wr = if self.per_element { &self.w[i * c..(i + 1) * c] } else { self.w };
+            let sc = self.go.map_or(self.scale, |go| go[i]) / self.cf;
+            // SAFETY: row i belongs to this block only.
+            let gr = if GRAD { unsafe { g.run(i * c, c) } } else { &mut [][..] };
             let total = map_sum(c, &mut buf, #[inline(always)] |r, b| {
-                let (xs, ys, ws) = (&xr[r.clone()], &yr[r.clone()], &wr[r]);
+                let (xs, ys, ws) = (&xr[r.clone()], &yr[r.clone()], &wr[r.clone()]);
+                let (e_hi, e_lo) = (&mut e_hi[..b.len()], &mut e_lo[..b.len()]);
                 for j in 0..b.len() {
-                    let (lp, ln, _) = log_sigmoid_parts(xs[j]);
+                    (e_hi[j], e_lo[j]) = xs[j].exp_neg_abs();
+                }
+                let gs = if GRAD { &mut gr[r] } else { &mut [][..] };
+                for j in 0..b.len() {
+                    let (lp, ln, sig) = log_sigmoid_parts(xs[j], (e_hi[j], e_lo[j]));
                     b[j] = -(ys[j] * lp + (T::ONE - ys[j]) * ln) * ws[j];
+                    if GRAD {
+                        gs[j] = ws[j] * (sig - ys[j]) * sc;
+                    }
                 }
             });
-            if GRAD {
-                let sc = self.go.map_or(self.scale, |go| go[i]) / self.cf;
-                // SAFETY: row i belongs to this block only.
-                let gr = unsafe { g.run(i * c, c) };
-                for j in 0..c {
-                    let (_, _, sig) = log_sigmoid_parts(xr[j]);
-                    gr[j] = wr[j] * (sig - yr[j]) * sc;
-                }
-            }
             // /C in f64 before rounding to T: a row sum beyond T's range need not overflow.
             let loss = T::from_f64(total / c as f64);
             acc.add(loss.to_f64());

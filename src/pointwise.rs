@@ -17,8 +17,24 @@ use crate::simd;
 pub trait Term<T: Float>: Copy + Send + Sync {
     /// Whether ∂ℓ/∂z is a gradient the caller gets back.
     const GRAD_Z: bool = false;
-    /// (ℓ, ∂ℓ/∂x, ∂ℓ/∂z)
-    fn eval(&self, x: T, y: T, z: T) -> (T, T, T);
+    /// Whether the loss does part of its work in [`Term::pre`]. The engine then runs `pre` over a
+    /// whole chunk first and hands each element's result to `eval`: a loss whose elements are one
+    /// long dependency chain (an exponential feeding a logarithm and divisions) is limited by how
+    /// many elements the processor's reorder window holds, not by its execution units, and two
+    /// shorter chains in two passes let it overlap more elements (same operations, same bits).
+    const STAGED: bool = false;
+    /// The first part of the work at one element (used when `STAGED`).
+    #[inline(always)]
+    fn pre(&self, _x: T, _y: T, _z: T) -> (T, T) {
+        (T::ZERO, T::ZERO)
+    }
+    /// (ℓ, ∂ℓ/∂x, ∂ℓ/∂z), given `pre`'s result at this element (zeros when not `STAGED`).
+    fn eval(&self, x: T, y: T, z: T, pre: (T, T)) -> (T, T, T);
+    /// Both parts at one element: `eval` on `pre`'s result (for single evaluations and tests).
+    #[inline(always)]
+    fn eval_at(&self, x: T, y: T, z: T) -> (T, T, T) {
+        self.eval(x, y, z, self.pre(x, y, z))
+    }
 }
 
 /// The inputs of one evaluation; all slices have the length of `x`.
@@ -123,6 +139,8 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED
     let n = x.len();
     let mut acc = [0.0f64; LANES];
     let mut terms = [T::ZERO; CHUNK];
+    // `pre`'s results, in two arrays so that both passes load and store whole vectors.
+    let (mut pre_a, mut pre_b) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
     let mut start = 0;
     while start < n {
         let m = CHUNK.min(n - start);
@@ -132,8 +150,15 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED
         let gx = if GRAD { &mut gx[r.clone()] } else { &mut gx[..0] };
         let gz = if GRAD && K::GRAD_Z { &mut gz[r.clone()] } else { &mut gz[..0] };
         let terms = &mut terms[..m];
+        let (pre_a, pre_b) = (&mut pre_a[..m], &mut pre_b[..m]);
+        if K::STAGED {
+            for i in 0..m {
+                (pre_a[i], pre_b[i]) = term.pre(x[i], y[i], z[i]);
+            }
+        }
         for i in 0..m {
-            let (l, dx, dz) = term.eval(x[i], y[i], z[i]);
+            let pre = if K::STAGED { (pre_a[i], pre_b[i]) } else { (T::ZERO, T::ZERO) };
+            let (l, dx, dz) = term.eval(x[i], y[i], z[i], pre);
             let l = if WEIGHTED { l * vw[i] } else { l };
             if VALUE == SUM {
                 terms[i] = l;
@@ -171,7 +196,7 @@ pub fn sum<T: Float>(x: &[T]) -> f64 {
     struct Identity;
     impl<T: Float> Term<T> for Identity {
         #[inline(always)]
-        fn eval(&self, x: T, _: T, _: T) -> (T, T, T) {
+        fn eval(&self, x: T, _: T, _: T, _: (T, T)) -> (T, T, T) {
             (x, T::ZERO, T::ZERO)
         }
     }

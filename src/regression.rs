@@ -9,7 +9,7 @@ use crate::pointwise::{Inputs, Outputs, Term, evaluate};
 pub struct Mse;
 impl<T: Float> Term<T> for Mse {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let r = x - y;
         (r * r, T::TWO * r, T::ZERO)
     }
@@ -20,7 +20,7 @@ impl<T: Float> Term<T> for Mse {
 pub struct L1;
 impl<T: Float> Term<T> for L1 {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let r = x - y;
         (r.abs(), r.signum0(), T::ZERO)
     }
@@ -33,7 +33,7 @@ pub struct SmoothL1<T> {
 }
 impl<T: Float> Term<T> for SmoothL1<T> {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let b = self.beta;
         let r = x - y;
         let a = r.abs();
@@ -50,7 +50,7 @@ pub struct Huber<T> {
 }
 impl<T: Float> Term<T> for Huber<T> {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let dl = self.delta;
         let r = x - y;
         let a = r.abs();
@@ -64,20 +64,27 @@ impl<T: Float> Term<T> for Huber<T> {
 ///
 /// With m = e^|r| − 1: cosh r − 1 = m²/(2(1+m)) and tanh|r| = t/(t+2) with t = m(m+2); both keep
 /// full relative accuracy for small r, where |r| + log1p(e^−2|r|) − ln 2 would cancel, and
-/// t/(t+2) never rounds above 1. Beyond |r| = 20, e^−2|r| is below half an ulp of either result
+/// t/(t+2) never rounds above 1. `pre` forms those two, `eval` the logarithm. Beyond |r| = 20, e^−2|r| is below half an ulp of either result
 /// in f32 and f64, so log cosh r = |r| − ln 2 and tanh |r| = 1.
 #[derive(Copy, Clone)]
 pub struct LogCosh;
 impl<T: Float> Term<T> for LogCosh {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
-        let r = x - y;
-        let a = r.abs();
+    fn pre(&self, x: T, y: T, _: T) -> (T, T) {
+        let a = (x - y).abs();
         let far = a >= T::from_f64(20.0); // false for NaN, which then propagates below
         let m = if far { T::ZERO } else { a }.exp_m1();
-        let l = if far { a - T::LN2 } else { (m * m / (T::TWO + T::TWO * m)).ln_1p() };
         let t = m * (m + T::TWO);
-        let th = if far { T::ONE } else { t / (t + T::TWO) };
+        (m * m / (T::TWO + T::TWO * m), t / (t + T::TWO))
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T, (c, th): (T, T)) -> (T, T, T) {
+        let r = x - y;
+        let a = r.abs();
+        let far = a >= T::from_f64(20.0);
+        let l = if far { a - T::LN2 } else { c.ln_1p() };
+        let th = if far { T::ONE } else { th };
         (l, if r < T::ZERO { -th } else { th }, T::ZERO)
     }
 }
@@ -87,7 +94,7 @@ impl<T: Float> Term<T> for LogCosh {
 pub struct SquaredLogError;
 impl<T: Float> Term<T> for SquaredLogError {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let d = x.ln_1p() - y.ln_1p();
         (d * d, T::TWO * d / (T::ONE + x), T::ZERO)
     }
@@ -108,7 +115,7 @@ pub struct PoissonLogInput {
 }
 impl<T: Float> Term<T> for PoissonLogInput {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let e = x.exp();
         let l = e - y * x;
         (if self.full { l + stirling(y) } else { l }, e - y, T::ZERO)
@@ -123,7 +130,7 @@ pub struct PoissonRateInput<T> {
 }
 impl<T: Float> Term<T> for PoissonRateInput<T> {
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let u = x + self.eps;
         let l = x - y * u.ln();
         (if self.full { l + stirling(y) } else { l }, T::ONE - y / u, T::ZERO)
@@ -140,7 +147,7 @@ pub struct GaussianNll<T> {
 impl<T: Float> Term<T> for GaussianNll<T> {
     const GRAD_Z: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, var: T) -> (T, T, T) {
+    fn eval(&self, x: T, y: T, var: T, _: (T, T)) -> (T, T, T) {
         let v = var.clamp_min(self.eps);
         let r = x - y;
         let rv = r / v;
