@@ -154,6 +154,8 @@ pub enum PNorm {
     Two,
     /// Any other positive real p.
     Real(f64),
+    /// p = ∞: max |u_i|.
+    Inf,
 }
 
 /// |x|^e for x ≥ 0 in float64 via exp/ln (0^e = 0 for e > 0, inf for e < 0).
@@ -167,9 +169,20 @@ fn powf(x: f64, e: f64) -> f64 {
 /// error from exp/ln, p·|ln(|u_i|/max)|·2⁻⁵³, is made negligible by the factor (|u_i|/max)^p.
 #[inline(always)]
 fn distance_real<T: Float>(p: f64, x: &[T], y: &[T], eps: T) -> f64 {
+    let (m, nan) = max_abs(x, y, eps);
+    // Divided, not multiplied by 1/m: for a subnormal m the reciprocal overflows to inf.
+    let s = lane_sum(x, y, #[inline(always)] |a, b| powf(((a - b) + eps).to_f64().abs() / m, p));
+    let r = m * powf(s, 1.0 / p);
+    let r = if m == 0.0 { 0.0 } else { r };
+    let r = if m == f64::INFINITY { m } else { r };
+    if nan { f64::NAN } else { r }
+}
+
+/// (max |u_i|, whether some u_i is NaN) for u = x − y + eps (0 for an empty row).
+#[inline(always)]
+fn max_abs<T: Float>(x: &[T], y: &[T], eps: T) -> (f64, bool) {
     let d = x.len();
     let y = &y[..d];
-    // max|u_i| (a NaN row gives a NaN distance).
     let mut m = 0.0f64;
     let mut nan = false;
     for i in 0..d {
@@ -177,12 +190,21 @@ fn distance_real<T: Float>(p: f64, x: &[T], y: &[T], eps: T) -> f64 {
         nan |= a.is_nan();
         m = if a > m { a } else { m };
     }
-    // Divided, not multiplied by 1/m: for a subnormal m the reciprocal overflows to inf.
-    let s = lane_sum(x, y, #[inline(always)] |a, b| powf(((a - b) + eps).to_f64().abs() / m, p));
-    let r = m * powf(s, 1.0 / p);
-    let r = if m == 0.0 { 0.0 } else { r };
-    let r = if m == f64::INFINITY { m } else { r };
-    if nan { f64::NAN } else { r }
+    (m, nan)
+}
+
+/// How many u_i = x_i − y_i + eps attain the max norm `dist` (or are NaN): PyTorch's ∞-norm
+/// backward shares the gradient equally among them.
+#[inline(always)]
+fn max_ties<T: Float>(x: &[T], y: &[T], eps: T, dist: f64) -> f64 {
+    let d = x.len();
+    let y = &y[..d];
+    let mut count = 0.0f64;
+    for i in 0..d {
+        let a = ((x[i] - y[i]) + eps).to_f64().abs();
+        count += if a == dist || a.is_nan() { 1.0 } else { 0.0 };
+    }
+    count
 }
 
 /// ‖x − y + eps‖_p in float64.
@@ -196,6 +218,10 @@ fn dist<T: Float>(norm: PNorm, x: &[T], y: &[T], eps: T) -> f64 {
         .sqrt(),
         PNorm::One => lane_sum(x, y, #[inline(always)] |x, y| ((x - y) + eps).to_f64().abs()),
         PNorm::Real(q) => distance_real(q, x, y, eps),
+        PNorm::Inf => match max_abs(x, y, eps) {
+            (_, true) => f64::NAN,
+            (m, false) => m,
+        },
     }
 }
 
@@ -205,10 +231,12 @@ fn triplet_distances<T: Float, const SWAP: bool>(norm: PNorm, a: &[T], p: &[T], 
     [dist(norm, a, p, eps), dist(norm, a, n, eps), if SWAP { dist(norm, p, n, eps) } else { 0.0 }]
 }
 
-/// The per-row coefficient that turns ∂loss/∂distance = `g` into element gradients (see `apply`).
+/// The per-row coefficient that turns ∂loss/∂distance = `g` into element gradients (see `apply`);
+/// the row's distance is between x and y.
 #[inline(always)]
-fn coefficient(norm: PNorm, dist: f64, g: f64) -> f64 {
+fn coefficient<T: Float>(norm: PNorm, x: &[T], y: &[T], eps: T, dist: f64, g: f64) -> f64 {
     match norm {
+        PNorm::Inf => g / max_ties(x, y, eps, dist),
         // u/‖u‖, masked to 0 at ‖u‖ = 0 (PyTorch's norm backward).
         PNorm::Two => {
             if dist == 0.0 { 0.0 } else { g / dist }
@@ -221,7 +249,8 @@ fn coefficient(norm: PNorm, dist: f64, g: f64) -> f64 {
 }
 
 /// ∂distance/∂u_i times the row's coefficient `c`: u·c (p = 2), sign(u)·c (p = 1),
-/// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0). In float64: a float32 coefficient such as g/‖u‖ can
+/// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0), sign(u)·c where |u| attains the max or is NaN and
+/// 0 elsewhere (p = ∞). In float64: a float32 coefficient such as g/‖u‖ can
 /// under- or overflow where the product does not (‖u‖ near 1e±38).
 #[inline(always)]
 fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
@@ -233,6 +262,10 @@ fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
             let t = powf(a / dist, p - 1.0);
             let t = if a == 0.0 { 0.0 } else { t };
             t * u.signum0() * c
+        }
+        PNorm::Inf => {
+            let a = u.abs();
+            u.signum0() * if a == dist || a.is_nan() { c } else { 0.0 }
         }
     }
 }
@@ -354,9 +387,9 @@ fn triplet_block<T: Float, const SWAP: bool>(
         if want_grad {
             // clamp_min passes the gradient where pre ≥ 0 (the boundary included); NaN gives 0.
             let g = if pre >= T::ZERO { factor.at(r).to_f64() } else { 0.0 };
-            let cu = coefficient(norm, d_ap, g);
-            let cv = coefficient(norm, d_an, g * share_an);
-            let cw = coefficient(norm, d_pn, g * share_pn);
+            let cu = coefficient(norm, a, p, eps, d_ap, g);
+            let cv = coefficient(norm, a, n, eps, d_an, g * share_an);
+            let cw = if SWAP { coefficient(norm, p, n, eps, d_pn, g * share_pn) } else { 0.0 };
             let e = k * d..(k + 1) * d;
             let [ga, gp, gn] = grads else { unreachable!() };
             let (ga, gp, gn) = (&mut ga[e.clone()], &mut gp[e.clone()], &mut gn[e]);

@@ -35,7 +35,7 @@ U64 = 2.0**-53
 
 OPTIONS = {
     "triplet_margin_loss": ({}, {"swap": True}, {"p": 1.0, "margin": 0.5}, {"p": 3.0, "eps": 1e-4},
-                            {"p": 3.0, "swap": True, "eps": 0.0}),
+                            {"p": 3.0, "swap": True, "eps": 0.0}, {"p": math.inf}, {"p": math.inf, "swap": True}),
     "contrastive_loss": ({}, {"margin": 2.0, "eps": 0.0}),
     "cosine_embedding_loss": ({}, {"margin": 0.3}, {"margin": -0.5}),
     "margin_ranking_loss": ({}, {"margin": 0.7}),
@@ -71,12 +71,16 @@ def _dist(u, p):
     if p == 1:
         return np.sum(a, axis=-1)
     m = np.max(a, axis=-1, initial=0.0)
+    if np.isinf(p):
+        return m
     safe = np.where((m > 0) & np.isfinite(m), m, 1.0)
     return np.where(np.isfinite(m), np.where(m > 0, safe * np.sum((a / safe[..., None]) ** p, axis=-1) ** (1 / p), 0.0), m)
 
 
 def _dist_err(u, e_u, d, p, dtype):
     """Bound on |fast distance − reference distance| before the distance is rounded to the dtype."""
+    if np.isinf(p):  # the max of the |u_i|, each off by at most its e_u
+        return np.max(e_u, axis=-1, initial=0.0)
     D = u.shape[-1]
     gamma = (D + 64) * U64 * (8 if p not in (1, 2) else 1)
     prop = np.sum(e_u, axis=-1) if p == 1 else np.sqrt(np.sum(e_u * e_u, axis=-1))
@@ -100,6 +104,10 @@ def _norm_grad_term(u, e_u, d, err_d, G, p, dtype):
         if p == 1:
             t = Gc * np.ones_like(u)
             return t, 3 * ut * t
+        if np.isinf(p):  # G/(number of ties) at the max, rounded once
+            ties = np.abs(u) == dd
+            t = Gc * ties / np.maximum(np.sum(ties, axis=-1, keepdims=True), 1)
+            return t, 2 * ut * t
         if p == 2:
             t = Gc * np.abs(u) / dd
             return t, Gc * e_u / dd + t * (ed / dd + 4 * ut)
@@ -129,6 +137,11 @@ def _model_triplet(args, kw, G, dtype):
             kink |= np.any(np.abs(u) <= eu, axis=-1) | np.any(np.abs(v) <= ev, axis=-1)
             if swap:
                 kink |= np.any(np.abs(w) <= ew, axis=-1)
+        if np.isinf(p):  # which elements tie for the max can change within the errors of u
+            for x, e, d in ((u, eu, d_ap), (v, ev, d_an)) + (((w, ew, d_pn),) if swap else ()):
+                a, dd = np.abs(x), d[..., None]
+                kink |= np.any((a != dd) & (a >= dd - e - np.max(e, axis=-1, keepdims=True, initial=0.0)), axis=-1)
+                kink |= np.any(np.abs(x) <= e, axis=-1) & (d <= np.max(e, axis=-1, initial=0.0))
         tu, eu_t = _norm_grad_term(u, eu, d_ap, e_ap, G, p, dtype)
         tv, ev_t = _norm_grad_term(v, ev, d_an, e_an, G, p, dtype)
         tw, ew_t = _norm_grad_term(w, ew, d_pn, e_pn, G, p, dtype)
@@ -595,6 +608,22 @@ def test_zero_distance_gives_a_finite_gradient(impl, dtype):
         assert np.all(np.isfinite(g))
 
 
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_inf_norm_shares_the_gradient_among_ties(impl, dtype):
+    # u = a − p = (3, −3, 1): ‖u‖_∞ = 3 at two elements, each gets sign(u)/2 (PyTorch's amax backward);
+    # v = a − n = (0, 0, 0.5): one max. NaN in a row: the distance and the NaN element's gradient are NaN.
+    a, p, n = (np.array([x], dtype) for x in ([3.0, -3.0, 1.0], [0.0, 0.0, 0.0], [3.0, -3.0, 0.5]))
+    value, (ga, gp, gn) = impl.triplet_margin_loss.value_and_grad(a, p, n, p=math.inf, eps=0.0, reduction="sum")
+    assert value == 1.0 + 3.0 - 0.5
+    np.testing.assert_array_equal(gp, [[-0.5, 0.5, 0.0]])
+    np.testing.assert_array_equal(gn, [[0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(ga, -(gp + gn))
+    a[0, 2] = np.nan
+    value, (ga, gp, gn) = impl.triplet_margin_loss.value_and_grad(a, p, n, p=math.inf, eps=0.0, reduction="sum")
+    assert np.isnan(value)
+
+
 def test_swap_tie_splits_the_gradient():
     # d(a,n) = d(p,n): torch.min gives half of the gradient to each.
     a, p, n = np.array([[0.0, 0.0]]), np.array([[2.0, 0.0]]), np.array([[1.0, 5.0]])
@@ -620,7 +649,6 @@ def _bad_calls():
         ("triplet_margin_loss", (np.zeros(()),) * 3, {}, ValueError, r"anchor.*\(\)"),
         ("triplet_margin_loss", (x, x, x), {"p": 0.0}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"p": -1.0}, ValueError, "p"),
-        ("triplet_margin_loss", (x, x, x), {"p": math.inf}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"swap": 1}, TypeError, "swap"),
         ("triplet_margin_loss", (x, x, x), {"margin": "1"}, TypeError, "margin"),
         ("triplet_margin_loss", (x, x, x.astype(complex)), {}, TypeError, "negative.*complex"),

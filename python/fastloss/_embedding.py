@@ -91,16 +91,15 @@ def _rows(kernel, named, target, allowed, options, reduction, want_value, want_g
 def triplet_options(margin, p, eps, swap):
     margin = float_arg(margin, "margin")
     p = float_arg(p, "p", minimum=0.0, exclusive=True)
-    if math.isinf(p):
-        raise ValueError("p: got inf, expected a finite number > 0")
     eps = float_arg(eps, "eps")
     return margin, p, eps, bool_arg(swap, "swap")
 
 
 def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean",
                         want_value, want_grad, grad_output, out):
-    """max(0, margin + d(a, p) − d(a, n)) with d(x, y) = ‖x − y + eps‖_p (PyTorch's pairwise_distance);
-    `swap` uses min(d(a, n), d(p, n)). Gradients (anchor, positive, negative)."""
+    """max(0, margin + d(a, p) − d(a, n)) with d(x, y) = ‖x − y + eps‖_p (PyTorch's pairwise_distance;
+    p > 0, inf for the max norm, whose gradient is shared equally among the elements that attain the
+    max, as in PyTorch); `swap` uses min(d(a, n), d(p, n)). Gradients (anchor, positive, negative)."""
     opts = triplet_options(margin, p, eps, swap)
     named = {"anchor": anchor, "positive": positive, "negative": negative}
     return _rows(_core.triplet_margin, named, None, None, opts, reduction, want_value, want_grad, grad_output, out)

@@ -128,10 +128,12 @@ fn triplet_margin<'py>(
     value_out: Option<&Array<'py>>,
     grads_out: Option<Vec<Array<'py>>>,
 ) -> PyResult<f64> {
-    if !(p > 0.0 && p.is_finite()) {
-        return Err(PyValueError::new_err(format!("p: got {p}, expected a finite number > 0")));
+    if !(p > 0.0) {
+        return Err(PyValueError::new_err(format!("p: got {p}, expected a number > 0 (inf included)")));
     }
-    let norm = if p == 2.0 {
+    let norm = if p == f64::INFINITY {
+        PNorm::Inf
+    } else if p == 2.0 {
         PNorm::Two
     } else if p == 1.0 {
         PNorm::One

@@ -16,14 +16,17 @@ from ._common import grad_factor, reduce_losses, store_grad
 
 
 def _norm(u, p):
-    """‖u‖_p over the last axis. For p other than 1 and 2, computed as m·(Σ(|u|/m)^p)^(1/p) with
-    m = max|u| so that |u|^p cannot overflow or underflow (fastloss does the same)."""
+    """‖u‖_p over the last axis (max|u| for p = inf). For p other than 1, 2 and inf, computed as
+    m·(Σ(|u|/m)^p)^(1/p) with m = max|u| so that |u|^p cannot overflow or underflow (fastloss does
+    the same)."""
     a = np.abs(u)
     if p == 2:
         return np.sqrt(np.sum(a * a, axis=-1))
     if p == 1:
         return np.sum(a, axis=-1)
     m = np.max(a, axis=-1, initial=0.0) if a.shape[-1] else np.zeros(a.shape[:-1])
+    if np.isinf(p):
+        return m
     safe = np.where((m > 0) & np.isfinite(m), m, 1.0)
     scaled = safe * np.sum((a / safe[..., None]) ** p, axis=-1) ** (1 / p)
     return np.where(np.isfinite(m), np.where(m > 0, scaled, 0.0), m)
@@ -31,10 +34,15 @@ def _norm(u, p):
 
 def _norm_grad(u, dist, p):
     """∂‖u‖_p/∂u: u/‖u‖ (p = 2), sign(u) (p = 1), sign(u)·(|u|/‖u‖)^(p−1); 0 at a zero vector (and, for
-    real p, where u = 0), as PyTorch's norm backward."""
+    real p, where u = 0), as PyTorch's norm backward. For p = inf, sign(u) shared equally among the
+    elements that attain the max (or are NaN), 0 elsewhere."""
     d = dist[..., None]
     if p == 1:
         return np.sign(u)
+    if np.isinf(p):
+        a = np.abs(u)
+        ties = (a == d) | np.isnan(a)
+        return np.sign(u) * ties / np.maximum(np.sum(ties, axis=-1, keepdims=True), 1)
     zero = d == 0
     safe_d = np.where(zero, 1.0, d)
     if p == 2:
