@@ -292,7 +292,7 @@ fn sgd<T: Float>(h: &Sgd, step: f64, p: &mut [T], g: &[T], buf: &mut [T]) {
     let first = step <= 1.0;
     macro_rules! go {
         ($wd:literal, $mom:literal, $nest:literal, $first:literal) => {
-            simd::vectorized(|| sgd_loop::<T, $wd, $mom, $nest, $first>(k, p, g, buf))
+            simd::vectorized(#[inline(always)] || sgd_loop::<T, $wd, $mom, $nest, $first>(k, p, g, buf))
         };
     }
     match (wd, h.momentum != 0.0, h.nesterov, first) {
@@ -375,7 +375,7 @@ fn adam<T: Float>(h: &Adam, sc: StepScalars, p: &mut [T], g: &[T], m: &mut [T], 
     };
     macro_rules! go {
         ($wd:expr, $ams:literal) => {
-            simd::vectorized(|| adam_loop::<T, { $wd }, $ams>(k, p, g, m, v, vmax))
+            simd::vectorized(#[inline(always)] || adam_loop::<T, { $wd }, $ams>(k, p, g, m, v, vmax))
         };
     }
     match (wd, h.amsgrad) {
@@ -454,7 +454,7 @@ fn rmsprop<T: Float>(h: &RmsProp, p: &mut [T], g: &[T], sq: &mut [T], buf: &mut 
     };
     macro_rules! go {
         ($wd:literal, $c:literal, $mom:literal) => {
-            simd::vectorized(|| rms_loop::<T, $wd, $c, $mom>(k, p, g, sq, buf, gavg))
+            simd::vectorized(#[inline(always)] || rms_loop::<T, $wd, $c, $mom>(k, p, g, sq, buf, gavg))
         };
     }
     match (h.weight_decay != 0.0, h.centered, h.momentum > 0.0) {
@@ -528,9 +528,9 @@ fn adagrad<T: Float>(h: &Adagrad, sc: StepScalars, p: &mut [T], g: &[T], sum: &m
         neg_clr: T::from_f64(-clr),
     };
     if h.weight_decay != 0.0 {
-        simd::vectorized(|| adagrad_loop::<T, true>(k, p, g, sum))
+        simd::vectorized(#[inline(always)] || adagrad_loop::<T, true>(k, p, g, sum))
     } else {
-        simd::vectorized(|| adagrad_loop::<T, false>(k, p, g, sum))
+        simd::vectorized(#[inline(always)] || adagrad_loop::<T, false>(k, p, g, sum))
     }
 }
 

@@ -98,3 +98,36 @@ mod x86 {
         body()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every closure handed to `vectorized` must be `#[inline(always)]`: without it the closure is
+    /// compiled as a function of its own at the baseline level, and its loop runs as SSE2 code
+    /// whatever the CPU has (the optimizer steps once ran at half their speed this way). The
+    /// compiler cannot check this, so the sources are read.
+    #[test]
+    fn every_vectorized_closure_is_inline_always() {
+        fn visit(dir: &std::path::Path, bad: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, bad);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let call = ["simd::", "vectorized("].concat(); // not spelled out: this file would match
+                    for (at, _) in text.match_indices(&call) {
+                        let before = &text[..at];
+                        let after = text[at + call.len()..].trim_start();
+                        if !after.starts_with("#[inline(always)]") {
+                            let line = before.matches('\n').count() + 1;
+                            bad.push(format!("{}:{line}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut bad = Vec::new();
+        visit(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")), &mut bad);
+        assert!(bad.is_empty(), "closures passed to vectorized without #[inline(always)]: {bad:?}");
+    }
+}
