@@ -7,7 +7,8 @@
 //! produces the same bits and one level's accuracy sweep covers all.
 //!
 //! Closures inside a `simd::vectorized` region must be `#[inline(always)]`: one compiled outside
-//! it runs at the baseline level (scalar, with libm fused multiply-adds).
+//! it runs at the baseline level (scalar, with libm fused multiply-adds). A test in `simd.rs`
+//! checks the closures passed to `vectorized` itself.
 //!
 //! Algorithms (formulas and constants, not code, taken from the literature):
 //! - `exp`/`expm1`: Cody–Waite reduction x = k·ln2 + r with ln2 split in a high part with
