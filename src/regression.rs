@@ -64,8 +64,9 @@ impl<T: Float> Term<T> for Huber<T> {
 ///
 /// With m = e^|r| − 1: cosh r − 1 = m²/(2(1+m)) and tanh|r| = t/(t+2) with t = m(m+2); both keep
 /// full relative accuracy for small r, where |r| + log1p(e^−2|r|) − ln 2 would cancel, and
-/// t/(t+2) never rounds above 1. `pre` forms those two, `eval` the logarithm. Beyond |r| = 20, e^−2|r| is below half an ulp of either result
-/// in f32 and f64, so log cosh r = |r| − ln 2 and tanh |r| = 1.
+/// t/(t+2) never rounds above 1 (`pre` forms those two, `eval` the logarithm). Beyond |r| = 20,
+/// e^−2|r| is below half an ulp of either result in f32 and f64, so log cosh r = |r| − ln 2 and
+/// tanh |r| = 1.
 #[derive(Copy, Clone)]
 pub struct LogCosh;
 impl<T: Float> Term<T> for LogCosh {
