@@ -278,10 +278,17 @@ fn canon<T: Float>(x: T) -> T {
     if x.is_nan() { T::NAN } else { x }
 }
 
-/// `apply` in T for p = 1 and 2.
+/// `apply` in T for p = 1, 2 and ∞ (`dist`, the row's max |u_i|, is a T value then).
 #[inline(always)]
-fn apply_narrow<T: Float>(norm: PNorm, u: T, c: T) -> T {
-    if let PNorm::Two = norm { u * c } else { u.signum0() * c }
+fn apply_narrow<T: Float>(norm: PNorm, u: T, dist: T, c: T) -> T {
+    match norm {
+        PNorm::Two => u * c,
+        PNorm::Inf => {
+            let a = u.abs();
+            u.signum0() * if a == dist || a.is_nan() { c } else { T::ZERO }
+        }
+        _ => u.signum0() * c,
+    }
 }
 
 /// `c` rounded to T when that costs no more than T's rounding (neither subnormal nor overflowed):
@@ -418,14 +425,18 @@ fn triplet_grad_row<T: Float, const SWAP: bool>(
 ) {
     let d = a.len();
     let (p, n, ga, gp, gn) = (&p[..d], &n[..d], &mut ga[..d], &mut gp[..d], &mut gn[..d]);
-    if let (PNorm::Two | PNorm::One, Some(cu), Some(cv), Some(cw)) = (norm, narrow::<T>(cu), narrow::<T>(cv), narrow::<T>(cw)) {
-        // The common case: the coefficients fit T, so the products are T products.
+    if let (PNorm::Two | PNorm::One | PNorm::Inf, Some(cu), Some(cv), Some(cw)) =
+        (norm, narrow::<T>(cu), narrow::<T>(cv), narrow::<T>(cw))
+    {
+        // The common case: the coefficients fit T, so the products are T products. (The ∞-norm
+        // distances are maxima of T values, so exactly T values.)
+        let (t_ap, t_an, t_pn) = (T::from_f64(d_ap), T::from_f64(d_an), T::from_f64(d_pn));
         for i in 0..d {
             let u = (a[i] - p[i]) + eps;
             let v = (a[i] - n[i]) + eps;
-            let (du, dv) = (apply_narrow(norm, u, cu), apply_narrow(norm, v, cv));
+            let (du, dv) = (apply_narrow(norm, u, t_ap, cu), apply_narrow(norm, v, t_an, cv));
             if SWAP {
-                let dw = apply_narrow(norm, (p[i] - n[i]) + eps, cw);
+                let dw = apply_narrow(norm, (p[i] - n[i]) + eps, t_pn, cw);
                 ga[i] = canon(du - dv);
                 gp[i] = canon(-du - dw);
                 gn[i] = canon(dv + dw);
