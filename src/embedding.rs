@@ -178,33 +178,47 @@ fn distance_real<T: Float>(p: f64, x: &[T], y: &[T], eps: T) -> f64 {
     if nan { f64::NAN } else { r }
 }
 
-/// (max |u_i|, whether some u_i is NaN) for u = x − y + eps (0 for an empty row).
+/// (max |u_i|, whether some u_i is NaN) for u = x − y + eps (0 for an empty row), over L lanes
+/// of T: a maximum does not depend on the order, and lanes let the loop vectorise.
 #[inline(always)]
 fn max_abs<T: Float>(x: &[T], y: &[T], eps: T) -> (f64, bool) {
     let d = x.len();
     let y = &y[..d];
-    let mut m = 0.0f64;
-    let mut nan = false;
-    for i in 0..d {
-        let a = ((x[i] - y[i]) + eps).to_f64().abs();
-        nan |= a.is_nan();
-        m = if a > m { a } else { m };
+    let full = d - d % L;
+    let (mut m, mut nan) = ([T::ZERO; L], [T::ZERO; L]);
+    for (cx, cy) in x[..full].chunks_exact(L).zip(y[..full].chunks_exact(L)) {
+        for j in 0..L {
+            let a = ((cx[j] - cy[j]) + eps).abs();
+            m[j] = m[j].max_num(a); // maxNum skips a NaN: counted apart
+            nan[j] = nan[j].max_num(if a.is_nan() { T::ONE } else { T::ZERO });
+        }
     }
-    (m, nan)
+    let (mut mx, mut any) = (T::ZERO, false);
+    for i in full..d {
+        let a = ((x[i] - y[i]) + eps).abs();
+        mx = mx.max_num(a);
+        any |= a.is_nan();
+    }
+    for j in 0..L {
+        mx = mx.max_num(m[j]);
+        any |= nan[j] > T::ZERO;
+    }
+    (mx.to_f64(), any)
 }
 
-/// How many u_i = x_i − y_i + eps attain the max norm `dist` (or are NaN): PyTorch's ∞-norm
-/// backward shares the gradient equally among them.
+/// How many u_i = x_i − y_i + eps attain the max norm `dist` (a T value) or are NaN: PyTorch's
+/// ∞-norm backward shares the gradient equally among them.
 #[inline(always)]
 fn max_ties<T: Float>(x: &[T], y: &[T], eps: T, dist: f64) -> f64 {
-    let d = x.len();
-    let y = &y[..d];
-    let mut count = 0.0f64;
-    for i in 0..d {
-        let a = ((x[i] - y[i]) + eps).to_f64().abs();
-        count += if a == dist || a.is_nan() { 1.0 } else { 0.0 };
-    }
-    count
+    let dist = T::from_f64(dist);
+    let ties = x.iter().zip(&y[..x.len()]).filter(
+        #[inline(always)]
+        |&(&a, &b)| {
+            let u = ((a - b) + eps).abs();
+            u == dist || u.is_nan()
+        },
+    );
+    ties.count() as f64
 }
 
 /// ‖x − y + eps‖_p in float64.
