@@ -649,6 +649,7 @@ def _bad_calls():
         ("triplet_margin_loss", (np.zeros(()),) * 3, {}, ValueError, r"anchor.*\(\)"),
         ("triplet_margin_loss", (x, x, x), {"p": 0.0}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"p": -1.0}, ValueError, "p"),
+        ("triplet_margin_loss", (x, x, x), {"p": math.nan}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"swap": 1}, TypeError, "swap"),
         ("triplet_margin_loss", (x, x, x), {"margin": "1"}, TypeError, "margin"),
         ("triplet_margin_loss", (x, x, x.astype(complex)), {}, TypeError, "negative.*complex"),
