@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use _core::embedding::{GradFactor, PNorm, Triplet, triplet};
-use _core::multiclass::{RowOutputs, multi_margin, multilabel_soft_margin};
+use _core::multiclass::{Layout, RowOutputs, index_divisor, multi_margin, multilabel_soft_margin, nll};
 use _core::optim::{Adam, Rule, Update, apply};
 
 /// Best time in µs of `reps` calls of `f`.
@@ -45,6 +45,24 @@ fn main() {
                     });
                 });
                 println!("{which} {rows}x{c} {}: {us:.1} us", if grad { "value_and_grad" } else { "value" });
+            }
+        }
+        "nll" => {
+            let (rows, c) = (10_000usize, 100usize);
+            let x = ramp(rows * c, 7919, 4e-3, -2.0);
+            let labels: Vec<i64> = (0..rows).map(|i| ((i * 31) % c) as i64).collect();
+            let layout = Layout { n: rows, c, s: 1 };
+            let us = best_us(200, || {
+                std::hint::black_box(index_divisor::<f32>(&labels, c, -100, None).unwrap());
+            });
+            println!("nll {rows}x{c} index check: {us:.1} us");
+            let mut g = vec![0.0f32; rows * c];
+            for grad in [false, true] {
+                let us = best_us(200, || {
+                    let out = RowOutputs { value: None, grad: if grad { Some(&mut g[..]) } else { None } };
+                    std::hint::black_box(nll(&x, layout, &labels, -100, None, None, 1.0 / rows as f64, out, false));
+                });
+                println!("nll {rows}x{c} {}: {us:.1} us", if grad { "value_and_grad" } else { "value" });
             }
         }
         "triplet" => {

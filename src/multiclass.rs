@@ -136,23 +136,33 @@ impl Acc {
         self.lanes[self.k % LANES] += v;
         self.k += 1;
     }
-    /// `add` for each of `v` in order (whole lane groups as vector adds: the same sums).
+    /// `add(term(i))` for i in 0..n, in order (whole lane groups as vector adds: the same sums;
+    /// a scalar add per term costs a branch on the lane index each, several times the term).
     #[inline(always)]
-    fn add_all<T: Float>(&mut self, v: &[T]) {
+    fn add_each(&mut self, n: usize, mut term: impl FnMut(usize) -> f64) {
         let mut i = 0;
-        while i < v.len() && !self.k.is_multiple_of(LANES) {
-            self.add(v[i].to_f64());
+        while i < n && !self.k.is_multiple_of(LANES) {
+            self.add(term(i));
             i += 1;
         }
-        let mut groups = v[i..].chunks_exact(LANES);
-        for g in &mut groups {
-            let g: &[T; LANES] = g.try_into().unwrap();
-            reduce::add_lanes(&mut self.lanes, &g.map(T::to_f64));
+        while i + LANES <= n {
+            let mut terms = [0.0; LANES];
+            for (j, t) in terms.iter_mut().enumerate() {
+                *t = term(i + j);
+            }
+            reduce::add_lanes(&mut self.lanes, &terms);
             self.k += LANES;
+            i += LANES;
         }
-        for &t in groups.remainder() {
-            self.add(t.to_f64());
+        while i < n {
+            self.add(term(i));
+            i += 1;
         }
+    }
+    /// `add` for each of `v` in order.
+    #[inline(always)]
+    fn add_all<T: Float>(&mut self, v: &[T]) {
+        self.add_each(v.len(), |i| v[i].to_f64());
     }
     fn total(self) -> f64 {
         reduce::sum_lanes(self.lanes)
@@ -288,26 +298,27 @@ pub struct RowOutputs<'a, T> {
 /// not `ignore_index` (their count without weights). Err(the first index outside [0, c) that is
 /// not `ignore_index`).
 pub fn index_divisor<T: Float>(y: &[i64], c: usize, ignore_index: i64, weight: Option<&[T]>) -> Result<f64, i64> {
-    let bad = |t: i64| t != ignore_index && (t < 0 || t as u64 >= c as u64);
-    // One branch-free pass decides whether any index is bad (the common case: none).
-    let mut any_bad = false;
-    for &t in y {
-        any_bad |= bad(t);
-    }
-    if any_bad {
+    // A negative index is a huge u64. One branch-free vector pass decides whether any index is
+    // bad (the common case: none).
+    let bad = |t: i64| (t != ignore_index) & (t as u64 >= c as u64);
+    if simd::vectorized(
+        #[inline(always)]
+        || y.iter().fold(false, |any, &t| any | bad(t)),
+    ) {
         return Err(*y.iter().find(|&&t| bad(t)).unwrap());
     }
-    // Σ in f64 lanes within fixed blocks, like every other sum (the count is exact either way).
+    let Some(w) = weight else {
+        // A count: exact, so the same number as any order of summing ones.
+        return Ok(simd::vectorized(
+            #[inline(always)]
+            || y.iter().map(|&t| (t != ignore_index) as usize).sum::<usize>(),
+        ) as f64);
+    };
+    // Σ in f64 lanes within fixed blocks, like every other sum.
     Ok(reduce::blocked(y.len(), |r| {
+        let y = &y[r];
         let mut acc = Acc::new();
-        for &t in &y[r] {
-            let kept = t != ignore_index;
-            acc.add(match weight {
-                Some(w) if kept => w[t as usize].to_f64(),
-                Some(_) => 0.0,
-                None => kept as u8 as f64,
-            });
-        }
+        acc.add_each(y.len(), |i| if y[i] != ignore_index { w[y[i] as usize].to_f64() } else { 0.0 });
         acc.total()
     }))
 }
@@ -856,33 +867,36 @@ pub fn nll<T: Float>(
                 }
             }
         }
-        // Sample q = i·s + k of this block (no division per sample: a block is rows, or one i).
-        let (i0, k0, per_i) = match &blk {
-            Block::Rows(rows) => (rows.start, 0, true),
-            Block::Columns { i, ks } => (*i, ks.start, false),
+        // Sample d of this block (q = i·s + k) has class j at base + d·step + j·s: a block is rows
+        // (s = 1, step c) or samples k of one i (step 1). No division per sample.
+        let (base, step) = match &blk {
+            Block::Rows(rows) => (rows.start * c, c),
+            Block::Columns { i, ks } => (i * c * s + ks.start, 1),
         };
+        let first = samples.start;
         let mut acc = Acc::new();
-        for (d, q) in samples.clone().enumerate() {
-            let (i, k) = if per_i { (i0 + d, 0) } else { (i0, k0 + d) };
-            let t = y[q];
+        // `move`: the closure's own copies cannot alias the outputs it writes, so they stay in
+        // registers (a tight loop keeps more of the gather's cache misses in flight).
+        acc.add_each(samples.len(), move |d| {
+            let t = y[first + d];
             let loss = if t == ignore_index {
                 T::ZERO
             } else {
                 let t = t as usize;
                 let wy = weight.map_or(T::ONE, |w| w[t]);
-                let pos = (i * c + t) * s + k;
+                let pos = base + d * step + t * s;
                 if grad {
-                    let sc = grad_output.map_or(scale, |go| go[q]);
+                    let sc = grad_output.map_or(scale, |go| go[first + d]);
                     // SAFETY: this sample's target element.
                     unsafe { g.run(pos, 1)[0] = -(wy * sc) };
                 }
                 -(wy * x[pos])
             };
-            acc.add(loss.to_f64());
             if !value.is_empty() {
-                value[q - samples.start] = loss;
+                value[d] = loss;
             }
-        }
+            loss.to_f64()
+        });
         acc.total()
     })
 }
