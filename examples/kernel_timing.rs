@@ -31,6 +31,9 @@ fn main() {
         "soft_margin" => Loss::Classification(Classification::SoftMargin),
         "exponential" => Loss::Classification(Classification::Exponential),
         "kl_div" => Loss::Classification(Classification::KlDiv),
+        "kl_div_log_target" => Loss::Classification(Classification::KlDivLogTarget),
+        "msle" => Loss::Regression(Pointwise::SquaredLogError),
+        "poisson_rate" => Loss::Regression(Pointwise::PoissonRateInput { full: false, eps: 1e-8 }),
         other => panic!("unknown loss {other}"),
     };
     let gaussian = matches!(loss, Loss::Regression(Pointwise::GaussianNll { .. }));

@@ -19,11 +19,16 @@ use crate::pointwise::{Inputs, Outputs, Term, evaluate};
 #[derive(Copy, Clone)]
 pub struct Bce;
 impl<T: Float> Term<T> for Bce {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
+    fn pre(&self, x: T, _: T, _: T) -> (T, T) {
+        (x.ln(), (-x).ln_1p())
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T, (ln_x, ln_1mx): (T, T)) -> (T, T, T) {
         let floor = T::from_f64(-100.0);
-        let log_x = x.ln().clamp_min(floor);
-        let log_1mx = (-x).ln_1p().clamp_min(floor);
+        let log_x = ln_x.clamp_min(floor);
+        let log_1mx = ln_1mx.clamp_min(floor);
         let l = (y - T::ONE) * log_1mx - y * log_x;
         let d = (x - y) / ((T::ONE - x) * x).clamp_min(T::from_f64(1e-12));
         (l, d, T::ZERO)
@@ -207,9 +212,14 @@ impl<T: Float> Term<T> for SoftMargin {
 #[derive(Copy, Clone)]
 pub struct KlDiv;
 impl<T: Float> Term<T> for KlDiv {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, t: T, _: T, _: (T, T)) -> (T, T, T) {
-        let xlogy = if t == T::ZERO { T::ZERO } else { t * t.ln() };
+    fn pre(&self, _: T, t: T, _: T) -> (T, T) {
+        (t.ln(), T::ZERO)
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, t: T, _: T, (ln_t, _): (T, T)) -> (T, T, T) {
+        let xlogy = if t == T::ZERO { T::ZERO } else { t * ln_t };
         (xlogy - t * x, -t, T::ZERO)
     }
 }

@@ -94,9 +94,14 @@ impl<T: Float> Term<T> for LogCosh {
 #[derive(Copy, Clone)]
 pub struct SquaredLogError;
 impl<T: Float> Term<T> for SquaredLogError {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
-        let d = x.ln_1p() - y.ln_1p();
+    fn pre(&self, x: T, y: T, _: T) -> (T, T) {
+        (x.ln_1p(), y.ln_1p())
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, _: T, _: T, (lx, ly): (T, T)) -> (T, T, T) {
+        let d = lx - ly;
         (d * d, T::TWO * d / (T::ONE + x), T::ZERO)
     }
 }
@@ -130,10 +135,15 @@ pub struct PoissonRateInput<T> {
     pub eps: T,
 }
 impl<T: Float> Term<T> for PoissonRateInput<T> {
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
+    fn pre(&self, x: T, _: T, _: T) -> (T, T) {
+        ((x + self.eps).ln(), T::ZERO)
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, _: T, (ln_u, _): (T, T)) -> (T, T, T) {
         let u = x + self.eps;
-        let l = x - y * u.ln();
+        let l = x - y * ln_u;
         (if self.full { l + stirling(y) } else { l }, T::ONE - y / u, T::ZERO)
     }
 }
@@ -147,12 +157,17 @@ pub struct GaussianNll<T> {
 }
 impl<T: Float> Term<T> for GaussianNll<T> {
     const GRAD_Z: bool = true;
+    const STAGED: bool = true;
     #[inline(always)]
-    fn eval(&self, x: T, y: T, var: T, _: (T, T)) -> (T, T, T) {
+    fn pre(&self, _: T, _: T, var: T) -> (T, T) {
+        (var.clamp_min(self.eps).ln(), T::ZERO)
+    }
+    #[inline(always)]
+    fn eval(&self, x: T, y: T, var: T, (ln_v, _): (T, T)) -> (T, T, T) {
         let v = var.clamp_min(self.eps);
         let r = x - y;
         let rv = r / v;
-        let l = T::HALF * (v.ln() + r * rv);
+        let l = T::HALF * (ln_v + r * rv);
         let l = if self.full { l + T::from_f64(0.5 * (2.0 * std::f64::consts::PI).ln()) } else { l };
         (l, rv, T::HALF * (T::ONE / v - rv * rv))
     }
