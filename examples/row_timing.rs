@@ -1,7 +1,7 @@
 //! Times the row-wise kernels and the Adam step without Python: `cargo run --release
-//! --no-default-features --example row_timing -- [multi_margin|multilabel|triplet|adam]` (1 thread;
-//! best of many calls; multi-margin and multilabel on 10000×100, triplet on 1000×128 with p = 2, ∞
-//! and 1, Adam on 10⁵ and 10⁷ parameters).
+//! --no-default-features --example row_timing -- [multi_margin|multilabel|nll|triplet|adam]` (1
+//! thread; best of many calls; multi-margin, multilabel and NLL (with its class-index check) on
+//! 10000×100, triplet on 1000×128 with p = 2, ∞ and 1, Adam on 10⁵ and 10⁷ parameters).
 
 use std::time::Instant;
 
