@@ -27,6 +27,7 @@ fn main() {
         "gaussian" => Loss::Regression(Pointwise::GaussianNll { full: false, eps: 1e-6 }),
         "bce" => Loss::Classification(Classification::Bce),
         "bce_logits" => Loss::Classification(Classification::BceLogits),
+        "bce_logits_pos_weight" => Loss::Classification(Classification::BceLogitsPosWeight),
         "focal" => Loss::Classification(Classification::Focal { alpha: 0.25, gamma: 2.0 }),
         "soft_margin" => Loss::Classification(Classification::SoftMargin),
         "exponential" => Loss::Classification(Classification::Exponential),

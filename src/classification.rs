@@ -71,7 +71,11 @@ impl<T: Float> Term<T> for BceLogitsPosWeight {
         let (l1p, s, sn) = x.logistic_with(e);
         let lw = (p - T::ONE) * y + T::ONE;
         let py = p * y;
-        let lin = if x >= T::ZERO { (T::ONE - y) * x } else { -(py * x) };
+        // p·y·x in float64: p·y alone can fall below float32's normal range (a tiny target) where
+        // the whole product does not (a large logit), and its rounding there would be magnified
+        // by x. (σ(−x) ≤ 1 in the gradient cannot magnify it.)
+        let pyx = T::from_f64(p.to_f64() * y.to_f64() * x.to_f64());
+        let lin = if x >= T::ZERO { (T::ONE - y) * x } else { -pyx };
         (lin + lw * l1p, s * (T::ONE - y) - py * sn, T::ZERO)
     }
 }
@@ -346,6 +350,15 @@ mod tests {
         assert_eq!(eval(Hinge { margin: 1.0 }, 1.0, 1.0), (0.0, -1.0));
         assert_eq!(eval(Hinge { margin: 1.0 }, 2.0, 1.0).1, 0.0);
         assert_eq!(eval(SquaredHinge { margin: 1.0 }, 1.0, 1.0), (0.0, -0.0));
+    }
+
+    #[test]
+    fn pos_weight_product_keeps_its_digits_below_the_normal_range() {
+        // p·y is a subnormal float32 with a few significant bits; p·y·x is not (hypothesis found it).
+        let (x, y, p) = (-1e4f32, f32::from_bits(1), 1.910_885_1f32);
+        let (l, _, _) = BceLogitsPosWeight.eval_at(x, y, p);
+        let exact = p as f64 * y as f64 * -(x as f64);
+        assert_eq!(l, exact as f32);
     }
 
     #[test]
