@@ -147,10 +147,12 @@ def model_exponential(x, y, kw, dtype):
         e = np.exp(-x * y)
         fv = 2 * np.nan_to_num(t) * _U(dtype)(e)
         fg = 2 * np.nan_to_num(t) * _U(dtype)(y * e) + 2 * np.abs(y) * _U(dtype)(e)  # e subnormal
-        # Near the dtype's largest number, the rounding of t decides between a finite e^t and ∞ (NumPy and
-        # PyTorch round t in the dtype too: e.g. float32 x = 5.291518e16, y = −1.6766992e-15 gives t =
-        # 88.72284 and e^t = ∞, while the float64 reference's t gives 3.4028124e38).
-        skip = (t > 700) | ~np.isfinite(e) | (e > _big(dtype)) | (np.abs(y * e) > _big(dtype))
+        # Within the rounding of t (half an ulp of t, i.e. a factor e^(t·eps/2)) of the dtype's largest
+        # number, that rounding decides between a finite e^t and ∞ (NumPy and PyTorch round t in the dtype
+        # too: float32 x = 5.291518e16, y = −1.6766992e-15 gives t = 88.72284 and e^t = ∞, while the float64
+        # reference's t gives 3.4028124e38).
+        near_overflow = e * np.exp(t * np.finfo(dtype).eps) >= np.finfo(dtype).max
+        skip = (t > 700) | ~np.isfinite(e) | near_overflow | (np.abs(y * e) > _big(dtype))
     return 3, 4, np.nan_to_num(fv), np.nan_to_num(fg), skip
 
 
