@@ -6,7 +6,7 @@
 //! from a constant block, so one loop shape serves weighted and unweighted calls alike.
 
 use crate::float::Float;
-use crate::reduce::{self, LANES, SharedOut};
+use crate::reduce::{self, SharedOut};
 use crate::simd;
 
 /// One element-wise loss: ℓ(x, y, z) and its derivatives in x and z.
@@ -137,7 +137,7 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED
     gz: &mut [T],
 ) -> f64 {
     let n = x.len();
-    let mut acc = [0.0f64; LANES];
+    let mut acc = reduce::BlockSum::new();
     let mut terms = [T::ZERO; CHUNK];
     // `pre`'s results, in two arrays so that both passes load and store whole vectors.
     let (mut pre_a, mut pre_b) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
@@ -175,19 +175,12 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED
             }
         }
         if VALUE == SUM {
-            // Element i of the block always lands in lane i % LANES, in element order.
-            let mut lanes = terms.chunks_exact(LANES);
-            for c in &mut lanes {
-                let c: &[T; LANES] = c.try_into().unwrap();
-                reduce::add_lanes(&mut acc, &c.map(T::to_f64));
-            }
-            for (j, t) in lanes.remainder().iter().enumerate() {
-                acc[j] += t.to_f64();
-            }
+            // Element i of the block lands in lane i % LANES (CHUNK is a multiple of LANES).
+            acc.add(terms);
         }
         start += m;
     }
-    reduce::sum_lanes(acc)
+    acc.total()
 }
 
 /// Σ x in f64 with the shared reduction scheme (e.g. the Σw divisor of a weighted mean).

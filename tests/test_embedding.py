@@ -742,7 +742,8 @@ def test_simd_levels_agree_bitwise(tmp_path):
     base = results["sse2"]
     for level in ("avx2", "avx512"):
         for k, v in base.items():
-            assert_bitwise_equal(results[level][k], v, f"{k} at {level} vs sse2")
+            # Differently compiled instances: NaNs by position (see assert_bitwise_equal).
+            assert_bitwise_equal(results[level][k], v, f"{k} at {level} vs sse2", nan_payload=False)
 
 
 @pytest.mark.parametrize("p", [0.5, 3.0])
