@@ -299,25 +299,7 @@ impl Classification {
 /// The first index i with x[i] outside [0, 1] (NaN included), or None: BCE's input check, a
 /// read-only pass that stops at the first bad chunk (no temporaries).
 pub fn first_outside_unit_interval<T: Float>(x: &[T]) -> Option<usize> {
-    const CHUNK: usize = 1024;
-    let bad = |v: T| !(v >= T::ZERO && v <= T::ONE);
-    for (c, chunk) in x.chunks(CHUNK).enumerate() {
-        // Branch-free count per chunk (vectorises); the position is searched only on failure.
-        let n = crate::simd::vectorized(
-            #[inline(always)]
-            || {
-                let mut n = 0u32;
-                for &v in chunk {
-                    n += bad(v) as u32;
-                }
-                n
-            },
-        );
-        if n > 0 {
-            return chunk.iter().position(|&v| bad(v)).map(|i| c * CHUNK + i);
-        }
-    }
-    None
+    crate::simd::first_where(x, #[inline(always)] |v: T| !((v >= T::ZERO) & (v <= T::ONE)))
 }
 
 #[cfg(test)]

@@ -298,14 +298,9 @@ pub struct RowOutputs<'a, T> {
 /// not `ignore_index` (their count without weights). Err(the first index outside [0, c) that is
 /// not `ignore_index`).
 pub fn index_divisor<T: Float>(y: &[i64], c: usize, ignore_index: i64, weight: Option<&[T]>) -> Result<f64, i64> {
-    // A negative index is a huge u64. One branch-free vector pass decides whether any index is
-    // bad (the common case: none).
-    let bad = |t: i64| (t != ignore_index) & (t as u64 >= c as u64);
-    if simd::vectorized(
-        #[inline(always)]
-        || y.iter().fold(false, |any, &t| any | bad(t)),
-    ) {
-        return Err(*y.iter().find(|&&t| bad(t)).unwrap());
+    // A negative index is a huge u64.
+    if let Some(i) = simd::first_where(y, #[inline(always)] |t: i64| (t != ignore_index) & (t as u64 >= c as u64)) {
+        return Err(y[i]);
     }
     let Some(w) = weight else {
         // A count: exact, so the same number as any order of summing ones.

@@ -86,6 +86,26 @@ pub fn vectorized<R>(body: impl FnOnce() -> R) -> R {
     }
 }
 
+/// The index of the first element of `x` for which `bad` holds (`bad` must be `#[inline(always)]`,
+/// see `vectorized`). Each chunk is first tested with a branch-free vector pass; only a chunk that
+/// has such an element is searched element by element, so a valid input (the common case: this is
+/// how inputs are checked) costs one fast read-only pass, and an early bad element stops the scan.
+#[inline(always)]
+pub fn first_where<E: Copy>(x: &[E], bad: impl Fn(E) -> bool + Copy) -> Option<usize> {
+    const CHUNK: usize = 1024;
+    vectorized(
+        #[inline(always)]
+        || {
+            for (c, chunk) in x.chunks(CHUNK).enumerate() {
+                if chunk.iter().fold(false, |any, &v| any | bad(v)) {
+                    return chunk.iter().position(|&v| bad(v)).map(|i| c * CHUNK + i);
+                }
+            }
+            None
+        },
+    )
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]

@@ -426,7 +426,7 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     // Inputs the general path rejects with its own message: a negative variance, a BCE input or
     // target outside [0, 1].
     let outside = |v: &[T]| crate::classification::first_outside_unit_interval(v).is_some();
-    if z.is_some_and(|v| v.iter().any(|&v| v < T::ZERO))
+    if z.is_some_and(|v| crate::simd::first_where(v, #[inline(always)] |v: T| v < T::ZERO).is_some())
         || matches!(loss, MeanLoss::Classification(Classification::Bce)) && (outside(slices[0]) || outside(slices[1]))
     {
         return Ok(None);

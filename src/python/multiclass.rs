@@ -242,8 +242,9 @@ fn multi_margin_typed<T: Float + Element>(
     let Slices { x: xs, weight, grad_output, outputs } = Slices::new(arrays.slices(lens)?);
     check_len("target", t.len(), rows)?;
     let y = as_slice(&t, "target")?;
-    if let Some(&bad) = y.iter().find(|&&t| t < 0 || t as u64 >= c as u64) {
-        return Err(out_of_bounds(bad, c, None));
+    // A negative index is a huge u64.
+    if let Some(i) = crate::simd::first_where(y, #[inline(always)] |t: i64| t as u64 >= c as u64) {
+        return Err(out_of_bounds(y[i], c, None));
     }
     Ok(detach_if_large(py, rows * c, || {
         multiclass::multi_margin(xs, rows, c, y, p, margin, weight, grad_output, scale, outputs)
