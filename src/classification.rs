@@ -20,6 +20,12 @@ use crate::pointwise::{Inputs, Outputs, Term, evaluate};
 pub struct Bce;
 impl<T: Float> Term<T> for Bce {
     const STAGED: bool = true;
+    const CHECKED: bool = true;
+    /// Input and target in [0, 1] (NaN is outside), as PyTorch checks.
+    #[inline(always)]
+    fn valid(&self, x: T, y: T, _: T) -> bool {
+        in_unit_interval(x) & in_unit_interval(y)
+    }
     #[inline(always)]
     fn pre(&self, x: T, _: T, _: T) -> (T, T) {
         (x.ln(), (-x).ln_1p())
@@ -257,8 +263,9 @@ pub enum Classification {
 }
 
 impl Classification {
-    /// Evaluates this loss with [`crate::pointwise::evaluate`].
-    pub fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> f64 {
+    /// Evaluates this loss with [`crate::pointwise::evaluate`] (Err: the first element outside
+    /// BCE's domain).
+    pub fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> Result<f64, usize> {
         let t = T::from_f64;
         match self {
             Classification::Bce => evaluate(Bce, inp, out, sum),
@@ -299,7 +306,13 @@ impl Classification {
 /// The first index i with x[i] outside [0, 1] (NaN included), or None: BCE's input check, a
 /// read-only pass that stops at the first bad chunk (no temporaries).
 pub fn first_outside_unit_interval<T: Float>(x: &[T]) -> Option<usize> {
-    crate::simd::first_where(x, #[inline(always)] |v: T| !((v >= T::ZERO) & (v <= T::ONE)))
+    crate::simd::first_where(x, #[inline(always)] |v: T| !in_unit_interval(v))
+}
+
+/// 0 ≤ v ≤ 1 (false for NaN).
+#[inline(always)]
+fn in_unit_interval<T: Float>(v: T) -> bool {
+    (v >= T::ZERO) & (v <= T::ONE)
 }
 
 #[cfg(test)]
@@ -357,6 +370,27 @@ mod tests {
     }
 
     #[test]
+    fn bce_reports_the_first_element_outside_its_domain() {
+        let n = 3 * crate::reduce::PARALLEL_MIN;
+        let (mut x, mut y) = (vec![0.25f32; n], vec![0.5f32; n]);
+        let none = || Outputs { value: None, grad_x: None, grad_z: None };
+        fn inp<'a>(x: &'a [f32], y: &'a [f32]) -> Inputs<'a, f32> {
+            Inputs { x, y, z: None, value_weight: None, grad_weight: None, grad_scale: 1.0 }
+        }
+        assert!(evaluate(Bce, &inp(&x, &y), none(), true).is_ok());
+        x[n - 5] = 2.0; // a later block
+        y[40_000] = f32::NAN; // an earlier one, in the target
+        x[40_001] = -1.0;
+        for threads in [1, 2] {
+            crate::threads::set_num_threads(threads);
+            assert_eq!(evaluate(Bce, &inp(&x, &y), none(), true), Err(40_000));
+            assert_eq!(evaluate(Bce, &inp(&x, &y), none(), false), Err(40_000)); // nothing wanted
+        }
+        y[40_000] = 1.0;
+        assert_eq!(evaluate(Bce, &inp(&x, &y), none(), true), Err(40_001));
+    }
+
+    #[test]
     fn unit_interval_check() {
         let mut v = vec![0.5f32; 5000];
         assert_eq!(first_outside_unit_interval(&v), None);
@@ -382,7 +416,7 @@ mod timing {
         for _ in 0..5 {
             let t = Instant::now();
             let inp = Inputs { x, y, z: None, value_weight: None, grad_weight: None, grad_scale: 1.0 / n as f32 };
-            let s = evaluate(k, &inp, Outputs { value: None, grad_x: Some(&mut g), grad_z: None }, true);
+            let s = evaluate(k, &inp, Outputs { value: None, grad_x: Some(&mut g), grad_z: None }, true).unwrap();
             std::hint::black_box(s);
             best = best.min(t.elapsed().as_secs_f64());
         }

@@ -158,6 +158,12 @@ pub struct GaussianNll<T> {
 impl<T: Float> Term<T> for GaussianNll<T> {
     const GRAD_Z: bool = true;
     const STAGED: bool = true;
+    const CHECKED: bool = true;
+    /// A variance that is not negative (NaN passes, as in PyTorch's `torch.any(var < 0)`).
+    #[inline(always)]
+    fn valid(&self, _: T, _: T, var: T) -> bool {
+        !(var < T::ZERO)
+    }
     #[inline(always)]
     fn pre(&self, _: T, _: T, var: T) -> (T, T) {
         (var.clamp_min(self.eps).ln(), T::ZERO)
@@ -188,8 +194,9 @@ pub enum Pointwise {
 }
 
 impl Pointwise {
-    /// Evaluates this loss with [`crate::pointwise::evaluate`].
-    pub fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> f64 {
+    /// Evaluates this loss with [`crate::pointwise::evaluate`] (Err: the first negative variance
+    /// of the Gaussian NLL).
+    pub fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> Result<f64, usize> {
         let t = T::from_f64;
         match self {
             Pointwise::Mse => evaluate(Mse, inp, out, sum),

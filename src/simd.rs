@@ -86,20 +86,29 @@ pub fn vectorized<R>(body: impl FnOnce() -> R) -> R {
     }
 }
 
-/// The index of the first element of `x` for which `bad` holds (`bad` must be `#[inline(always)]`,
-/// see `vectorized`). Each chunk is first tested with a branch-free vector pass; only a chunk that
-/// has such an element is searched element by element, so a valid input (the common case: this is
-/// how inputs are checked) costs one fast read-only pass, and an early bad element stops the scan.
+/// The index of the first element of `x` for which `bad` holds (see `first_index`).
 #[inline(always)]
 pub fn first_where<E: Copy>(x: &[E], bad: impl Fn(E) -> bool + Copy) -> Option<usize> {
+    first_index(x.len(), #[inline(always)] move |i| bad(x[i]))
+}
+
+/// The first i in 0..n for which `bad(i)` holds (`bad` must be `#[inline(always)]`, see
+/// `vectorized`). Each chunk of indices is first tested with a branch-free vector pass; only a
+/// chunk that has such an index is searched one by one, so valid inputs (the common case: this is
+/// how inputs are checked) cost one fast read-only pass, and an early bad element stops the scan.
+#[inline(always)]
+pub fn first_index(n: usize, bad: impl Fn(usize) -> bool + Copy) -> Option<usize> {
     const CHUNK: usize = 1024;
     vectorized(
         #[inline(always)]
         || {
-            for (c, chunk) in x.chunks(CHUNK).enumerate() {
-                if chunk.iter().fold(false, |any, &v| any | bad(v)) {
-                    return chunk.iter().position(|&v| bad(v)).map(|i| c * CHUNK + i);
+            let mut start = 0;
+            while start < n {
+                let end = (start + CHUNK).min(n);
+                if (start..end).fold(false, |any, i| any | bad(i)) {
+                    return (start..end).find(|&i| bad(i));
                 }
+                start = end;
             }
             None
         },

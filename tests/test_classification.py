@@ -848,3 +848,39 @@ def test_fast_path_declines_what_it_cannot_take(name):
                 loss.value_and_grad(x2, t)
             with pytest.raises(ValueError, match="target"):
                 loss.value_and_grad(x, t2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_domain_is_checked_block_by_block(threads, dtype):
+    """The common call (no out=) leaves the [0, 1] check to the kernel, block by block, and hands a
+    failure to the general path: whichever block (and thread) meets a bad element, the call raises
+    the usual error (the input's first bad element, else the target's) and changes nothing."""
+    n = 300_000  # several blocks, enough to be split across threads
+    x = np.full(n, 0.25, dtype)
+    y = np.full(n, 0.5, dtype)
+    x[250_001] = 1.5          # a later block
+    y[70_000] = -0.5          # an earlier block, in the target
+    x[70_001] = np.nan
+    before = snapshot(x, y)
+    old = fl.get_num_threads()
+    fl.set_num_threads(threads)
+    try:
+        calls = (fl.binary_cross_entropy, fl.binary_cross_entropy.grad, fl.binary_cross_entropy.value_and_grad)
+        # The general path's order: the whole input first, then the target.
+        for fix, message in ((None, r"input: all .*between 0 and 1.*got nan at flat index 70001"),
+                             ((x, 70_001), r"input: all .*between 0 and 1.*got 1.5 at flat index 250001"),
+                             ((x, 250_001), r"target: all .*between 0 and 1.*got -0.5 at flat index 70000")):
+            if fix is not None:
+                fix[0][fix[1]] = 0.25
+            for call in calls:
+                with pytest.raises(ValueError, match=message):
+                    call(x, y)
+        x[70_001], x[250_001] = np.nan, 1.5
+        assert_unchanged(before, snapshot(x, y))
+        x[70_001], x[250_001], y[70_000] = 0.25, 0.25, 0.5
+        v, g = fl.binary_cross_entropy.value_and_grad(x, y)  # valid again: computed as usual
+        assert_bitwise_equal(v, fl.binary_cross_entropy(x, y))
+        assert (g == g[0]).all() and g[0] == fl.binary_cross_entropy.grad(x[:1], y[:1]) / n
+    finally:
+        fl.set_num_threads(old)

@@ -29,7 +29,9 @@ from helpers import (
     assert_bitwise_equal,
     check_against_reference,
     make_inputs,
+    assert_unchanged,
     read_only,
+    snapshot,
     spec_options,
     specials,
     var_full,
@@ -748,3 +750,25 @@ def test_weighted_subnormal_terms():
     x, y = np.array(0.0), np.array(1.22581035e-157)
     w = np.array(2.0)
     check_against_reference("huber_loss", [x, y], {"delta": 2.5, "weight": w, "reduction": "none"})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gaussian_var_is_checked_block_by_block(threads):
+    """The common call leaves the var >= 0 check to the kernel, block by block; a negative variance
+    in any block (NaN is allowed, as in PyTorch) raises the general path's error."""
+    n = 300_000
+    x, y, v = np.zeros(n, np.float32), np.ones(n, np.float32), np.ones(n, np.float32)
+    v[123_457] = np.nan
+    v[280_000] = -1e-30
+    before = snapshot(x, y, v)
+    old = fl.get_num_threads()
+    fl.set_num_threads(threads)
+    try:
+        for call in (fl.gaussian_nll_loss, fl.gaussian_nll_loss.grad, fl.gaussian_nll_loss.value_and_grad):
+            with pytest.raises(ValueError, match="var: has negative entries"):
+                call(x, y, v)
+        assert_unchanged(before, snapshot(x, y, v))
+        v[280_000] = 0.0
+        assert np.isnan(fl.gaussian_nll_loss(x, y, v))
+    finally:
+        fl.set_num_threads(old)

@@ -183,15 +183,18 @@ pub(crate) struct ElementwiseArgs<'a, 'py> {
 impl<'py> ElementwiseArgs<'_, 'py> {
     /// Borrows the arrays as `T` (the inputs read-only, the outputs writable), checks that every
     /// one has the input's size and runs `kernel` on them, without the GIL when that pays.
+    /// The Python layer checks a loss's domain before it calls, so the kernel's Err (an element
+    /// outside it) only reaches a direct caller of `_core`.
     pub(crate) fn run<T: Float + Element>(
         &self,
         py: Python<'py>,
         grad_scale: f64,
-        kernel: impl FnOnce(&Inputs<'_, T>, Outputs<'_, T>) -> f64 + Send,
+        kernel: impl FnOnce(&Inputs<'_, T>, Outputs<'_, T>) -> Result<f64, usize> + Send,
     ) -> PyResult<f64> {
         let mut arrays = self.borrow::<T>()?;
         let (inputs, outputs) = arrays.kernel_args(grad_scale)?;
-        Ok(detach_if_large(py, inputs.x.len(), || kernel(&inputs, outputs)))
+        detach_if_large(py, inputs.x.len(), || kernel(&inputs, outputs))
+            .map_err(|i| PyValueError::new_err(format!("element {i} of the inputs lies outside the loss's domain")))
     }
 
     fn borrow<T: Element>(&self) -> PyResult<ElementwiseArrays<'py, T>> {
@@ -423,12 +426,12 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     };
     let slices = guards.iter().zip(["input", "target", "var"]).map(|(g, name)| as_slice(g, name)).collect::<PyResult<Vec<_>>>()?;
     let z = slices.get(2).copied();
-    // Inputs the general path rejects with its own message: a negative variance, a BCE input or
-    // target outside [0, 1].
+    // Inputs the general path rejects with its own message (a negative variance, a BCE input or
+    // target outside [0, 1]) make the kernel return Err, which hands the call to that path. The
+    // kernel finds them block by block, so a caller's buffer is checked for first: it must not be
+    // written at all then (a fresh gradient is simply dropped).
     let outside = |v: &[T]| crate::classification::first_outside_unit_interval(v).is_some();
-    if z.is_some_and(|v| crate::simd::first_where(v, #[inline(always)] |v: T| v < T::ZERO).is_some())
-        || matches!(loss, MeanLoss::Classification(Classification::Bce)) && (outside(slices[0]) || outside(slices[1]))
-    {
+    if out.is_some() && matches!(loss, MeanLoss::Classification(Classification::Bce)) && (outside(slices[0]) || outside(slices[1])) {
         return Ok(None);
     }
     let n = slices[0].len();
@@ -458,6 +461,9 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     };
     let total = detach_if_large(py, n, || loss.evaluate(&inputs, outputs, want_value));
     drop((gx, gz));
+    let Ok(total) = total else {
+        return Ok(None);
+    };
     let grad = match grads {
         Some((gx, Some(gz))) => Some((gx, gz).into_pyobject(py)?.into_any()),
         Some((gx, None)) => Some(gx.into_any()),
@@ -487,7 +493,7 @@ impl MeanLoss {
         }
     }
 
-    fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> f64 {
+    fn evaluate<T: Float>(self, inp: &Inputs<T>, out: Outputs<T>, sum: bool) -> Result<f64, usize> {
         match self {
             MeanLoss::Regression(p) => p.evaluate(inp, out, sum),
             MeanLoss::Classification(c) => c.evaluate(inp, out, sum),
