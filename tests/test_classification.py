@@ -851,6 +851,32 @@ def test_fast_path_declines_what_it_cannot_take(name):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_domain_error_reaches_a_direct_caller_of_core(threads):
+    """The Python layer checks domains itself, so the kernel's own report of an element outside the
+    domain (the smallest such index over all blocks) only reaches a caller of `_core`: it must be
+    a ValueError naming that index, for the classification and the element-wise entry points."""
+    from fastloss import _core
+
+    n = 300_000
+    x = np.full(n, 0.25, np.float32)
+    y = np.full(n, 0.5, np.float32)
+    x[250_001] = 1.5
+    y[90_000] = np.nan
+    old = fl.get_num_threads()
+    fl.set_num_threads(threads)
+    try:
+        with pytest.raises(ValueError, match=r"^element 90000 of the inputs lies outside the loss's domain$"):
+            _core.classification("bce", x, y, None, None, None, 1.0, True, None, None)
+        var = np.ones(n, np.float32)
+        var[123_457] = -1.0
+        var[200_000] = -0.0  # zero is allowed (clamped to eps), only var < 0 is not
+        with pytest.raises(ValueError, match=r"^element 123457 of the inputs lies outside the loss's domain$"):
+            _core.pointwise("gaussian_nll", x, y, var, None, None, 1.0, True, None, None, None, 1e-6)
+    finally:
+        fl.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bce_domain_is_checked_block_by_block(threads, dtype):
     """The common call (no out=) leaves the [0, 1] check to the kernel, block by block, and hands a
