@@ -847,51 +847,61 @@ def test_weighted_term_overflowing_float32_like_pytorch():
 
 
 # --------------------------------------------------------------------------------------------------
-# The fast path for the common cross-entropy call ((N, C) logits, int64 indices, default options)
+# The fast paths for the common cross-entropy and NLL calls ((N, C) inputs, int64 indices, default
+# options)
 # --------------------------------------------------------------------------------------------------
 
+FAST_PATH_LOSSES = ["cross_entropy", "nll_loss"]
 
+
+@pytest.mark.parametrize("name", FAST_PATH_LOSSES)
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 @pytest.mark.parametrize("shape", [(0, 3), (1, 1), (5, 7), (300, 10), (64, 1000)])
-def test_cross_entropy_fast_path_gives_the_general_paths_bits(dtype, shape):
+def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
+    loss = getattr(fl, name)
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(shape) * 30).astype(dtype)
     t = rng.integers(0, shape[1], shape[0])
     if shape[0] > 3:
         x[1, 0], x[2, :] = np.nan, np.inf
         t[3] = -100  # ignored
-    fast_v, fast_g, fast_vg = fl.cross_entropy(x, t), fl.cross_entropy.grad(x, t), fl.cross_entropy.value_and_grad(x, t)
-    general = fl.cross_entropy.value_and_grad(x, t, reduction="mean")
+    fast_v, fast_g, fast_vg = loss(x, t), loss.grad(x, t), loss.value_and_grad(x, t)
+    general = loss.value_and_grad(x, t, reduction="mean")
     for got, want, what in [(fast_v, general[0], "value"), (fast_g, general[1], "grad"),
                             (fast_vg[0], general[0], "vg value"), (fast_vg[1], general[1], "vg grad")]:
         assert_bitwise_equal(got, want, what, nan_payload=False)
     assert type(fast_v) is np.dtype(dtype).type
 
 
-def test_cross_entropy_fast_path_declines_what_it_cannot_take():
+@pytest.mark.parametrize("name", FAST_PATH_LOSSES)
+def test_fast_path_declines_what_it_cannot_take(name):
+    loss, ref = getattr(fl, name), getattr(fl.reference, name)
     rng = np.random.default_rng(12)
     x = rng.standard_normal((6, 5)).astype(np.float32)
     t = rng.integers(0, 5, 6)
-    ref = fl.reference.cross_entropy
     cases = {
         "int32 targets": (x, t.astype(np.int32)),
         "list targets": (x, list(t)),
         "unbatched": (x[0], t[0]),
         "spatial": (x[None].transpose(0, 2, 1).copy(), t[None]),
-        "probabilities": (x, np.full(x.shape, 0.2, np.float32)),
         "transposed": (x.T.copy().T, t),
         "strided": (x[:, ::2], rng.integers(0, 3, 6)),
-        "float64 logits": (x.astype(np.float64), t),
+        "float64 inputs": (x.astype(np.float64), t),
     }
+    if name == "cross_entropy":
+        cases["probabilities"] = (x, np.full(x.shape, 0.2, np.float32))
     for what, args in cases.items():
-        got, want = fl.cross_entropy.value_and_grad(*args), ref.value_and_grad(*args)
+        got, want = loss.value_and_grad(*args), ref.value_and_grad(*args)
         np.testing.assert_allclose(got[0], want[0], rtol=1e-5, err_msg=what)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-7, err_msg=what)
+    out = np.full(x.shape, 7.0, np.float32)  # out= takes the general path, which clears it
+    assert loss.grad(x, t, out=out) is out
+    assert_bitwise_equal(out, loss.grad(x, t), "out=")
     bad = t.copy()
     bad[2] = 5
     with pytest.raises(IndexError, match="class index 5"):
-        fl.cross_entropy.value_and_grad(x, bad)
+        loss.value_and_grad(x, bad)
     with pytest.raises(ValueError, match="target"):
-        fl.cross_entropy(x, t[:4])
+        loss(x, t[:4])
     with pytest.raises(ValueError, match="class"):
-        fl.cross_entropy(np.empty((3, 0), np.float32), np.zeros(3, np.int64))
+        loss(np.empty((3, 0), np.float32), np.zeros(3, np.int64))

@@ -273,27 +273,52 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
 LOSSES = losses("fastloss", cross_entropy, nll_loss, multi_margin_loss, multilabel_soft_margin_loss)
 
 
-def _cross_entropy_fast(inputs, want_value, want_grad, out=None):
-    """The common call, without the general argument handling: (N, C) logits of a float dtype and
-    (N,) int64 class indices, both C-contiguous and aligned, default options (mean), no `out`.
-    None for anything else. Out-of-range indices raise in the kernel's binding, as they do on the
-    general path."""
+def _common_call(inputs, out):
+    """(x, t) when the call is the common one, without the general argument handling: (N, C) inputs
+    of a float dtype and (N,) int64 class indices, both C-contiguous and aligned, default options
+    (mean), no `out`. None for anything else. Out-of-range indices raise in the kernel's binding, as
+    they do on the general path."""
     if len(inputs) != 2 or out is not None:
         return None
     x, t = inputs
     if type(x) is not np.ndarray or type(t) is not np.ndarray or x.ndim != 2 or t.ndim != 1:
         return None
     dtype = x.dtype
-    n, c = x.shape
-    if ((dtype is not F32 and dtype is not F64) or t.dtype is not I64 or t.shape[0] != n or c == 0
-            or not (x.flags.carray and t.flags.carray)):
+    if ((dtype is not F32 and dtype is not F64) or t.dtype is not I64 or t.shape[0] != x.shape[0]
+            or x.shape[1] == 0 or not (x.flags.carray and t.flags.carray)):
         return None
-    g = empty(x.shape, dtype) if want_grad else None
-    total, divisor = _core.cross_entropy(x, t, None, n, c, 1, -100, 0.0, True, 1.0, None, want_value, None, g)
+    return x, t
+
+
+def _mean_result(total, divisor, dtype, g, want_value, want_grad):
     if not want_value:
         return g
     value = finish_value(total, divisor, "mean", dtype, None)
     return (value, g) if want_grad else value
 
 
+def _cross_entropy_fast(inputs, want_value, want_grad, out=None):
+    """cross_entropy's common call (see `_common_call`), or None."""
+    if (args := _common_call(inputs, out)) is None:
+        return None
+    x, t = args
+    n, c = x.shape
+    g = empty(x.shape, x.dtype) if want_grad else None
+    total, divisor = _core.cross_entropy(x, t, None, n, c, 1, -100, 0.0, True, 1.0, None, want_value, None, g)
+    return _mean_result(total, divisor, x.dtype, g, want_value, want_grad)
+
+
+def _nll_loss_fast(inputs, want_value, want_grad, out=None):
+    """nll_loss's common call (see `_common_call`), or None. The gradient comes from np.zeros, as on
+    the general path."""
+    if (args := _common_call(inputs, out)) is None:
+        return None
+    x, t = args
+    n, c = x.shape
+    g = np.zeros(x.shape, x.dtype) if want_grad else None
+    total, divisor = _core.nll_loss(x, t, None, n, c, 1, -100, True, 1.0, None, None, g, want_grad)
+    return _mean_result(total, divisor, x.dtype, g, want_value, want_grad)
+
+
 LOSSES["cross_entropy"].fast = _cross_entropy_fast
+LOSSES["nll_loss"].fast = _nll_loss_fast
