@@ -3,6 +3,8 @@ implementation agrees with fastloss, and the table and the JSON say what was mea
 are not checked here (speed is measured by the bench itself, not asserted in tests)."""
 
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from fastloss import bench
 
 def test_quick_run_writes_table_and_json(tmp_path, capsys):
     out = tmp_path / "run.json"
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     losses = "mse_loss,huber_loss,cross_entropy,binary_cross_entropy_with_logits,triplet_margin_loss,adam"
     code = bench.main(["--quick", "--sizes", "1e3", "--repeat", "1", "--sample-ms", "0.1", "--no-jax",
                        "--no-torch", "--losses", losses, "--json", str(out)])
@@ -26,6 +29,28 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     disagreements = [(r["name"], r["op"], k) for r in data["workloads"]
                      for k, a in r.get("agreement", {}).items() if not a.get("ok", True)]
     assert disagreements == []
+    if cpus is not None:  # bound to one CPU while timing (when there is a choice), then given back
+        assert data["machine"]["bound_to_cpu"] == (min(cpus) if len(cpus) > 1 else None)
+        assert os.sched_getaffinity(0) == cpus
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux's per-thread affinity")
+def test_binding_reaches_every_thread_and_is_undone():
+    cpus = os.sched_getaffinity(0)
+    started, stop = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: (started.set(), stop.wait()))
+    worker.start()
+    started.wait()
+    try:
+        one = {min(cpus)}
+        assert bench.bind_process(one) == cpus
+        assert os.sched_getaffinity(0) == one and os.sched_getaffinity(worker.native_id) == one
+        bench.bind_process(cpus)
+        assert os.sched_getaffinity(0) == cpus and os.sched_getaffinity(worker.native_id) == cpus
+    finally:
+        bench.bind_process(cpus)
+        stop.set()
+        worker.join()
 
 
 def test_thread_scaling_workloads_agree():

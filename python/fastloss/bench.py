@@ -10,7 +10,11 @@ Protocol (docs/stack.md §7):
 - each workload also times a memory-bandwidth mark on the same n and dtype: `np.dot(a, b)` (reads two
   streams and reduces, like a loss value) or `np.add(a, b, out=c)` (reads two, writes one, like a loss
   gradient). `fastloss / mark` close to 1 means the kernel runs at memory (or cache) speed;
-- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`.
+- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`. At
+  1 thread the whole process is also bound to one CPU while the main table runs (Linux; `--no-pin`
+  turns it off): XLA's thread flags do not stop it from spreading large arrays over more cores
+  (about 1.5 cores busy at 10^7 elements), so a thread count alone does not make a 1-thread
+  comparison. The thread-scaling table runs unbound.
 
 Workloads are plain `Workload` records produced by builder functions registered with `@register`;
 to benchmark more losses or optimizer steps, add a builder (see `regression_workloads`).
@@ -872,12 +876,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time fastloss.reference only up to this n (default 1e6; it is slow)")
     p.add_argument("--no-jax", action="store_true", help="don't time JAX even if installed")
     p.add_argument("--no-torch", action="store_true", help="don't time PyTorch even if installed")
+    p.add_argument("--no-pin", action="store_true",
+                   help="at --threads 1, don't bind the process to one CPU for the main table")
     p.add_argument("--thread-scaling", action="store_true",
                    help="also time fastloss value_and_grad at n=1e7 for huber_loss and log_cosh_loss "
                         "with 1 and 2 threads (and more, up to the CPU count, in powers of 2)")
     p.add_argument("--json", metavar="PATH", help="write every sample, median, ratio and version here")
     p.add_argument("--plot", metavar="PATH", help="draw a bar chart of the speedups (needs matplotlib)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+
+
+def bind_process(cpus: set[int]) -> set[int] | None:
+    """Binds every thread of this process to `cpus` (threads started later inherit the binding of
+    the thread that starts them); returns the previous set. None where Linux's per-thread affinity
+    is not available."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
+        return None
+    old = os.sched_getaffinity(0)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (OSError, ValueError):  # a thread that has just exited
+            pass
+    return old
 
 
 def prime_allocator() -> None:
@@ -893,6 +914,28 @@ def prime_allocator() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Bound before JAX and the thread pools start, so that their threads inherit the binding.
+    bound, unbind = None, lambda: None
+    if (args.threads == 1 and not args.no_pin and not args.list and hasattr(os, "sched_getaffinity")
+            and len(os.sched_getaffinity(0)) > 1):
+        cpu = min(os.sched_getaffinity(0))
+        allowed = bind_process({cpu})
+        if allowed is not None:
+            bound = cpu
+
+            def unbind():
+                nonlocal allowed
+                if allowed is not None:
+                    bind_process(allowed)
+                    allowed = None
+    try:
+        return _run(args, bound, unbind)
+    finally:
+        unbind()
+
+
+def _run(args: argparse.Namespace, bound: int | None, unbind) -> int:
+    """`run` with the process bound to CPU `bound` (or not bound: None); `unbind()` ends that."""
     dtype = np.dtype(args.dtype)
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
@@ -936,7 +979,9 @@ def run(args: argparse.Namespace) -> int:
         "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
-    header = (f"fastloss {facts['fastloss']} bench · simd {facts['simd_level']} · threads {threads} · {dtype} · "
+    facts["bound_to_cpu"] = bound
+    pinned = f" (process bound to CPU {bound})" if bound is not None else ""
+    header = (f"fastloss {facts['fastloss']} bench · simd {facts['simd_level']} · threads {threads}{pinned} · {dtype} · "
               f"numpy {np.__version__} (BLAS threads {blas_threads}) · jax {jax_info} · torch {torch_info} · "
               f"CPU {facts['cpu']} ({facts['logical_cpus']} logical CPUs) · Python {facts['python']} · "
               f"{facts['platform']}")
@@ -955,6 +1000,8 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     print(header, file=sys.stderr, flush=True)
     for i, w in enumerate(everything, 1):
+        if w.group == "thread_scaling":
+            unbind()  # the scaling table needs every CPU
         print(f"[{i}/{len(everything)}] {w.label} {dtype} ...", end="", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
