@@ -869,6 +869,8 @@ pub fn nll<T: Float>(
             Block::Columns { i, ks } => (i * c * s + ks.start, 1),
         };
         let first = samples.start;
+        // `move`: the closure's own copies cannot alias the outputs it writes, so they stay in
+        // registers (a tight loop keeps more of the gather's cache misses in flight).
         let term = move |d: usize, weight: Option<&[T]>, value: &mut [T], grad: bool| {
             let t = y[first + d];
             let loss = if t == ignore_index {
