@@ -29,8 +29,8 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     disagreements = [(r["name"], r["op"], k) for r in data["workloads"]
                      for k, a in r.get("agreement", {}).items() if not a.get("ok", True)]
     assert disagreements == []
-    if cpus is not None:  # bound to one CPU while timing (when there is a choice), then given back
-        assert data["machine"]["bound_to_cpu"] == (min(cpus) if len(cpus) > 1 else None)
+    assert data["machine"]["jax_bound_to_cpu"] is None  # no JAX, nothing bound
+    if cpus is not None:
         assert os.sched_getaffinity(0) == cpus
 
 
@@ -47,6 +47,15 @@ def test_binding_reaches_every_thread_and_is_undone():
         assert os.sched_getaffinity(0) == one and os.sched_getaffinity(worker.native_id) == one
         bench.bind_process(cpus)
         assert os.sched_getaffinity(0) == cpus and os.sched_getaffinity(worker.native_id) == cpus
+        # A confined call runs bound and gives the CPUs back, each sample.
+        seen = []
+        call = bench.confined(bench.Call(lambda: seen.append(os.sched_getaffinity(worker.native_id))), min(cpus))
+        for _ in range(2):
+            call.before()
+            call.fn()
+            call.after()
+            assert os.sched_getaffinity(0) == cpus and os.sched_getaffinity(worker.native_id) == cpus
+        assert seen == [one, one]
     finally:
         bench.bind_process(cpus)
         stop.set()

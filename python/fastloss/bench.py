@@ -10,11 +10,11 @@ Protocol (docs/stack.md §7):
 - each workload also times a memory-bandwidth mark on the same n and dtype: `np.dot(a, b)` (reads two
   streams and reduces, like a loss value) or `np.add(a, b, out=c)` (reads two, writes one, like a loss
   gradient). `fastloss / mark` close to 1 means the kernel runs at memory (or cache) speed;
-- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`. At
-  1 thread the whole process is also bound to one CPU while the main table runs (Linux; `--no-pin`
-  turns it off): XLA's thread flags do not stop it from spreading large arrays over more cores
-  (about 1.5 cores busy at 10^7 elements), so a thread count alone does not make a 1-thread
-  comparison. The thread-scaling table runs unbound.
+- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`. XLA's
+  thread flags do not hold (at 10^7 elements its calls kept about 1.5 cores busy), so at 1 thread every
+  thread of the process is also bound to one CPU while a JAX sample runs (Linux; `--no-pin` turns it
+  off) and unbound after it, so that XLA's threads, which spin for a while after a call, do not take
+  that CPU from the samples that follow.
 
 Workloads are plain `Workload` records produced by builder functions registered with `@register`;
 to benchmark more losses or optimizer steps, add a builder (see `regression_workloads`).
@@ -55,10 +55,12 @@ SEED = 20240611
 
 @dataclass
 class Call:
-    """A prepared zero-argument call; `before` (untimed) runs before each sample, e.g. to set threads."""
+    """A prepared zero-argument call; `before` and `after` (untimed) run before and after each sample,
+    e.g. to set threads."""
 
     fn: Callable[[], Any]
     before: Callable[[], None] | None = None
+    after: Callable[[], None] | None = None
 
 
 Prepare = Callable[[tuple], "Callable[[], Any] | Call"]
@@ -100,6 +102,7 @@ class Config:
     reference_max_n: int           # 0: no reference
     jax: Any = None                # the imported module, or None
     torch: Any = None
+    jax_cpu: int | None = None     # the CPU every thread is bound to while JAX is timed; None: not bound
     extra: dict = field(default_factory=dict)
 
 
@@ -456,15 +459,19 @@ def calibrate(call: Call, target_ns: float) -> int:
     """The number of back-to-back calls that take at least `target_ns` (at least 1)."""
     if call.before:
         call.before()
-    reps = 1
-    while True:
-        t = _time_reps(call.fn, reps)
-        if t >= target_ns:
-            return reps
-        if t <= 0:
-            reps *= 10
-        else:
-            reps = max(reps + 1, min(reps * 10, math.ceil(reps * 1.2 * target_ns / t)))
+    try:
+        reps = 1
+        while True:
+            t = _time_reps(call.fn, reps)
+            if t >= target_ns:
+                return reps
+            if t <= 0:
+                reps *= 10
+            else:
+                reps = max(reps + 1, min(reps * 10, math.ceil(reps * 1.2 * target_ns / t)))
+    finally:
+        if call.after:
+            call.after()
 
 
 def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: Callable[[str], None]) -> dict:
@@ -476,7 +483,8 @@ def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: 
     calls = {}
     for name, prep in prepares.items():
         c = prep(inputs)
-        calls[name] = c if isinstance(c, Call) else Call(c)
+        c = c if isinstance(c, Call) else Call(c)
+        calls[name] = confined(c, cfg.jax_cpu) if name == "jax" and cfg.jax_cpu is not None else c
 
     # warm-up call (compiles JAX) and the agreement check against the baseline
     rtol = 1e-4 if cfg.dtype == np.float32 else 1e-9
@@ -484,7 +492,11 @@ def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: 
     for name, c in calls.items():
         if c.before:
             c.before()
-        results[name] = c.fn()
+        try:
+            results[name] = c.fn()
+        finally:
+            if c.after:
+                c.after()
     agreement = {}
     base = results[w.baseline]
     for name in w.impls:
@@ -506,9 +518,13 @@ def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: 
             for name, c in calls.items():          # round robin: A, B, C, A, B, C, ...
                 if c.before:
                     c.before()
-                c0 = time.process_time_ns()
-                wall = _time_reps(c.fn, reps[name])
-                cpu[name].append((time.process_time_ns() - c0) / wall)
+                try:
+                    c0 = time.process_time_ns()
+                    wall = _time_reps(c.fn, reps[name])
+                    cpu[name].append((time.process_time_ns() - c0) / wall)
+                finally:
+                    if c.after:
+                        c.after()
                 samples[name].append(wall / reps[name])
     finally:
         if gc_was_enabled:
@@ -901,6 +917,24 @@ def bind_process(cpus: set[int]) -> set[int] | None:
     return old
 
 
+def confined(call: Call, cpu: int) -> Call:
+    """`call` with every thread of the process bound to CPU `cpu` while it runs a sample, and given
+    its CPUs back after (see the module docstring: JAX's calls at 1 thread)."""
+    saved = []
+
+    def before():
+        if call.before:
+            call.before()
+        saved.append(bind_process({cpu}))
+
+    def after():
+        bind_process(saved.pop())
+        if call.after:
+            call.after()
+
+    return Call(call.fn, before, after)
+
+
 def prime_allocator() -> None:
     """Puts the C allocator in the state of a process that has already freed a large array.
 
@@ -914,28 +948,6 @@ def prime_allocator() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Bound before JAX and the thread pools start, so that their threads inherit the binding.
-    bound, unbind = None, lambda: None
-    if (args.threads == 1 and not args.no_pin and not args.list and hasattr(os, "sched_getaffinity")
-            and len(os.sched_getaffinity(0)) > 1):
-        cpu = min(os.sched_getaffinity(0))
-        allowed = bind_process({cpu})
-        if allowed is not None:
-            bound = cpu
-
-            def unbind():
-                nonlocal allowed
-                if allowed is not None:
-                    bind_process(allowed)
-                    allowed = None
-    try:
-        return _run(args, bound, unbind)
-    finally:
-        unbind()
-
-
-def _run(args: argparse.Namespace, bound: int | None, unbind) -> int:
-    """`run` with the process bound to CPU `bound` (or not bound: None); `unbind()` ends that."""
     dtype = np.dtype(args.dtype)
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
     repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
@@ -946,8 +958,14 @@ def _run(args: argparse.Namespace, bound: int | None, unbind) -> int:
     blas_threads = set_blas_threads(threads)
     jax, jax_info = (None, "skipped (--no-jax)") if args.no_jax else import_jax(dtype, threads)
     torch, torch_info = (None, "skipped (--no-torch)") if args.no_torch else import_torch(threads)
+    jax_cpu = None
+    if (jax is not None and threads == 1 and not args.no_pin and os.path.isdir("/proc/self/task")
+            and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1):
+        jax_cpu = min(os.sched_getaffinity(0))
+        jax_info += f", bound to CPU {jax_cpu} while timed"
     cfg = Config(dtype=dtype, sizes=tuple(sizes), threads=threads,
-                 reference_max_n=0 if args.no_reference else args.reference_max_n, jax=jax, torch=torch)
+                 reference_max_n=0 if args.no_reference else args.reference_max_n, jax=jax, torch=torch,
+                 jax_cpu=jax_cpu)
 
     load_workloads()
     workloads = [w for b in BUILDERS for w in b(cfg)]
@@ -979,9 +997,8 @@ def _run(args: argparse.Namespace, bound: int | None, unbind) -> int:
         "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
-    facts["bound_to_cpu"] = bound
-    pinned = f" (process bound to CPU {bound})" if bound is not None else ""
-    header = (f"fastloss {facts['fastloss']} bench · simd {facts['simd_level']} · threads {threads}{pinned} · {dtype} · "
+    facts["jax_bound_to_cpu"] = cfg.jax_cpu
+    header = (f"fastloss {facts['fastloss']} bench · simd {facts['simd_level']} · threads {threads} · {dtype} · "
               f"numpy {np.__version__} (BLAS threads {blas_threads}) · jax {jax_info} · torch {torch_info} · "
               f"CPU {facts['cpu']} ({facts['logical_cpus']} logical CPUs) · Python {facts['python']} · "
               f"{facts['platform']}")
@@ -1000,8 +1017,6 @@ def _run(args: argparse.Namespace, bound: int | None, unbind) -> int:
     interrupted = False
     print(header, file=sys.stderr, flush=True)
     for i, w in enumerate(everything, 1):
-        if w.group == "thread_scaling":
-            unbind()  # the scaling table needs every CPU
         print(f"[{i}/{len(everything)}] {w.label} {dtype} ...", end="", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
