@@ -893,7 +893,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-jax", action="store_true", help="don't time JAX even if installed")
     p.add_argument("--no-torch", action="store_true", help="don't time PyTorch even if installed")
     p.add_argument("--no-pin", action="store_true",
-                   help="at --threads 1, don't bind the process to one CPU for the main table")
+                   help="at --threads 1, don't bind the process to one CPU while JAX is timed")
     p.add_argument("--thread-scaling", action="store_true",
                    help="also time fastloss value_and_grad at n=1e7 for huber_loss and log_cosh_loss "
                         "with 1 and 2 threads (and more, up to the CPU count, in powers of 2)")
