@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 import fastloss as fl
-from .bench import Workload, fastloss_impl, numpy_impl, register, torch_impl
+from .bench import Workload, fastloss_impl, jax_impl, numpy_impl, register, torch_impl
 
 CE_SHAPES = ((4096, 1000), (65536, 10), (256, 32000))
 OTHER_SHAPE = (10_000, 100)
@@ -101,16 +101,6 @@ def _jax_ce(jax):
     return ce
 
 
-def _jax_prepare(jax, fn, op):
-    f = jax.jit(fn) if op == "value" else jax.jit(jax.value_and_grad(fn, argnums=0))
-
-    def prepare(a):
-        ja = [jax.device_put(v) for v in a]
-        return lambda: jax.block_until_ready(f(*ja))
-
-    return prepare
-
-
 @register
 def multiclass_workloads(cfg):
     F = cfg.torch.nn.functional if cfg.torch is not None else None
@@ -121,7 +111,7 @@ def multiclass_workloads(cfg):
             if n <= cfg.reference_max_n * 5:
                 impls["reference"] = fastloss_impl(fl.reference.cross_entropy, op)
             if cfg.jax is not None:
-                impls["jax"] = _jax_prepare(cfg.jax, _jax_ce(cfg.jax), op)
+                impls["jax"] = jax_impl(cfg.jax, _jax_ce(cfg.jax), op, 0)
             if F is not None:
                 impls["torch"] = torch_impl(cfg.torch, F.cross_entropy, op, (0,))
             yield Workload("cross_entropy", op, n, _logits_and_labels(shape), impls,

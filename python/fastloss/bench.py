@@ -13,8 +13,7 @@ Protocol (docs/stack.md §7):
 - fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`. XLA's
   thread flags do not hold (at 10^7 elements its calls kept about 1.5 cores busy), so at 1 thread every
   thread of the process is also bound to one CPU while a JAX sample runs (Linux; `--no-pin` turns it
-  off) and unbound after it, so that XLA's threads, which spin for a while after a call, do not take
-  that CPU from the samples that follow.
+  off) and given its CPUs back after it, so that the binding touches JAX's samples only.
 
 Workloads are plain `Workload` records produced by builder functions registered with `@register`;
 to benchmark more losses or optimizer steps, add a builder (see `regression_workloads`).
