@@ -10,10 +10,7 @@ Protocol (docs/stack.md §7):
 - each workload also times a memory-bandwidth mark on the same n and dtype: `np.dot(a, b)` (reads two
   streams and reduces, like a loss value) or `np.add(a, b, out=c)` (reads two, writes one, like a loss
   gradient). `fastloss / mark` close to 1 means the kernel runs at memory (or cache) speed;
-- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`. XLA's
-  thread flags do not hold (at 10^7 elements its calls kept about 1.5 cores busy), so at 1 thread every
-  thread of the process is also bound to one CPU while a JAX sample runs (Linux; `--no-pin` turns it
-  off) and given its CPUs back after it, so that the binding touches JAX's samples only.
+- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`.
 
 Workloads are plain `Workload` records produced by builder functions registered with `@register`;
 to benchmark more losses or optimizer steps, add a builder (see `regression_workloads`).
@@ -54,12 +51,10 @@ SEED = 20240611
 
 @dataclass
 class Call:
-    """A prepared zero-argument call; `before` and `after` (untimed) run before and after each sample,
-    e.g. to set threads."""
+    """A prepared zero-argument call; `before` (untimed) runs before each sample, e.g. to set threads."""
 
     fn: Callable[[], Any]
     before: Callable[[], None] | None = None
-    after: Callable[[], None] | None = None
 
 
 Prepare = Callable[[tuple], "Callable[[], Any] | Call"]
@@ -101,7 +96,6 @@ class Config:
     reference_max_n: int           # 0: no reference
     jax: Any = None                # the imported module, or None
     torch: Any = None
-    jax_cpu: int | None = None     # the CPU every thread is bound to while JAX is timed; None: not bound
     extra: dict = field(default_factory=dict)
 
 
@@ -458,19 +452,15 @@ def calibrate(call: Call, target_ns: float) -> int:
     """The number of back-to-back calls that take at least `target_ns` (at least 1)."""
     if call.before:
         call.before()
-    try:
-        reps = 1
-        while True:
-            t = _time_reps(call.fn, reps)
-            if t >= target_ns:
-                return reps
-            if t <= 0:
-                reps *= 10
-            else:
-                reps = max(reps + 1, min(reps * 10, math.ceil(reps * 1.2 * target_ns / t)))
-    finally:
-        if call.after:
-            call.after()
+    reps = 1
+    while True:
+        t = _time_reps(call.fn, reps)
+        if t >= target_ns:
+            return reps
+        if t <= 0:
+            reps *= 10
+        else:
+            reps = max(reps + 1, min(reps * 10, math.ceil(reps * 1.2 * target_ns / t)))
 
 
 def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: Callable[[str], None]) -> dict:
@@ -482,8 +472,7 @@ def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: 
     calls = {}
     for name, prep in prepares.items():
         c = prep(inputs)
-        c = c if isinstance(c, Call) else Call(c)
-        calls[name] = confined(c, cfg.jax_cpu) if name == "jax" and cfg.jax_cpu is not None else c
+        calls[name] = c if isinstance(c, Call) else Call(c)
 
     # warm-up call (compiles JAX) and the agreement check against the baseline
     rtol = 1e-4 if cfg.dtype == np.float32 else 1e-9
@@ -491,11 +480,7 @@ def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: 
     for name, c in calls.items():
         if c.before:
             c.before()
-        try:
-            results[name] = c.fn()
-        finally:
-            if c.after:
-                c.after()
+        results[name] = c.fn()
     agreement = {}
     base = results[w.baseline]
     for name in w.impls:
@@ -517,13 +502,9 @@ def run_workload(w: Workload, cfg: Config, repeat: int, sample_ns: float, warn: 
             for name, c in calls.items():          # round robin: A, B, C, A, B, C, ...
                 if c.before:
                     c.before()
-                try:
-                    c0 = time.process_time_ns()
-                    wall = _time_reps(c.fn, reps[name])
-                    cpu[name].append((time.process_time_ns() - c0) / wall)
-                finally:
-                    if c.after:
-                        c.after()
+                c0 = time.process_time_ns()
+                wall = _time_reps(c.fn, reps[name])
+                cpu[name].append((time.process_time_ns() - c0) / wall)
                 samples[name].append(wall / reps[name])
     finally:
         if gc_was_enabled:
@@ -797,6 +778,17 @@ def report(header, rows, scaling_rows, compared, repeat, sample_ms, background, 
     if spreads:
         out.append(f"- sample spread (interquartile range ÷ median): median "
                    f"{statistics.median(s for s, _ in spreads):.0%}, largest {max(s for s, _ in spreads):.0%}")
+    busy = {}  # implementation -> CPU/wall of the rows where it kept more than 1.2 CPUs busy
+    for r in rows:
+        for name, v in r["impls"].items():
+            busy.setdefault(name, [0, []])[0] += 1
+            if v["cpu_per_wall"] > 1.2:
+                busy[name][1].append(v["cpu_per_wall"])
+    over = [f"{name} in {len(c)} of {total} rows (up to {max(c):.2f})" for name, (total, c) in busy.items() if c]
+    if over:
+        out.append("- more than 1.2 CPUs busy while timed (process CPU time ÷ wall time, median of the samples; "
+                   "it counts every thread, also another library's still spinning after its own sample): "
+                   + "; ".join(over))
     if background is not None:
         out.append(f"- background load: other processes kept {background:.2f} of {os.cpu_count()} CPUs busy "
                    "on average during the run")
@@ -891,47 +883,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time fastloss.reference only up to this n (default 1e6; it is slow)")
     p.add_argument("--no-jax", action="store_true", help="don't time JAX even if installed")
     p.add_argument("--no-torch", action="store_true", help="don't time PyTorch even if installed")
-    p.add_argument("--no-pin", action="store_true",
-                   help="at --threads 1, don't bind the process to one CPU while JAX is timed")
     p.add_argument("--thread-scaling", action="store_true",
                    help="also time fastloss value_and_grad at n=1e7 for huber_loss and log_cosh_loss "
                         "with 1 and 2 threads (and more, up to the CPU count, in powers of 2)")
     p.add_argument("--json", metavar="PATH", help="write every sample, median, ratio and version here")
     p.add_argument("--plot", metavar="PATH", help="draw a bar chart of the speedups (needs matplotlib)")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
-
-
-def bind_process(cpus: set[int]) -> set[int] | None:
-    """Binds every thread of this process to `cpus` (threads started later inherit the binding of
-    the thread that starts them); returns the previous set. None where Linux's per-thread affinity
-    is not available."""
-    if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
-        return None
-    old = os.sched_getaffinity(0)
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-        except (OSError, ValueError):  # a thread that has just exited
-            pass
-    return old
-
-
-def confined(call: Call, cpu: int) -> Call:
-    """`call` with every thread of the process bound to CPU `cpu` while it runs a sample, and given
-    its CPUs back after (see the module docstring: JAX's calls at 1 thread)."""
-    saved = []
-
-    def before():
-        if call.before:
-            call.before()
-        saved.append(bind_process({cpu}))
-
-    def after():
-        bind_process(saved.pop())
-        if call.after:
-            call.after()
-
-    return Call(call.fn, before, after)
 
 
 def prime_allocator() -> None:
@@ -957,14 +914,8 @@ def run(args: argparse.Namespace) -> int:
     blas_threads = set_blas_threads(threads)
     jax, jax_info = (None, "skipped (--no-jax)") if args.no_jax else import_jax(dtype, threads)
     torch, torch_info = (None, "skipped (--no-torch)") if args.no_torch else import_torch(threads)
-    jax_cpu = None
-    if (jax is not None and threads == 1 and not args.no_pin and os.path.isdir("/proc/self/task")
-            and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1):
-        jax_cpu = min(os.sched_getaffinity(0))
-        jax_info += f", bound to CPU {jax_cpu} while timed"
     cfg = Config(dtype=dtype, sizes=tuple(sizes), threads=threads,
-                 reference_max_n=0 if args.no_reference else args.reference_max_n, jax=jax, torch=torch,
-                 jax_cpu=jax_cpu)
+                 reference_max_n=0 if args.no_reference else args.reference_max_n, jax=jax, torch=torch)
 
     load_workloads()
     workloads = [w for b in BUILDERS for w in b(cfg)]
@@ -996,7 +947,6 @@ def run(args: argparse.Namespace) -> int:
         "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
     }
-    facts["jax_bound_to_cpu"] = cfg.jax_cpu
     header = (f"fastloss {facts['fastloss']} bench · simd {facts['simd_level']} · threads {threads} · {dtype} · "
               f"numpy {np.__version__} (BLAS threads {blas_threads}) · jax {jax_info} · torch {torch_info} · "
               f"CPU {facts['cpu']} ({facts['logical_cpus']} logical CPUs) · Python {facts['python']} · "
