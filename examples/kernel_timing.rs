@@ -1,6 +1,7 @@
 //! Times the element-wise kernels without Python: `cargo run --release --no-default-features
 //! --example kernel_timing -- [loss] [n] [value]` (value and gradient, or the value alone with
-//! `value`; useful with `perf record` to inspect the hot loop).
+//! `value`; useful with `perf record` to inspect the hot loop). Targets are 0.25, or hard labels
+//! (0 and 1 mixed) with `hard` as a further argument.
 
 use std::time::Instant;
 
@@ -17,7 +18,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).map_or("log_cosh", |s| s.as_str());
     let n: usize = args.get(2).map_or(1_000_000, |s| s.parse().unwrap());
-    let value_only = args.get(3).is_some_and(|s| s == "value");
+    let value_only = args.iter().skip(3).any(|s| s == "value");
+    let hard = args.iter().skip(3).any(|s| s == "hard");
     let loss = match name {
         "mse" => Loss::Regression(Pointwise::Mse),
         "l1" => Loss::Regression(Pointwise::L1),
@@ -39,9 +41,9 @@ fn main() {
     };
     let gaussian = matches!(loss, Loss::Regression(Pointwise::GaussianNll { .. }));
     _core::threads::set_num_threads(1);
-    // Inputs in [0.05, 0.95) (valid probabilities for BCE), targets 0.25.
+    // Inputs in [0.05, 0.95) (valid probabilities for BCE), targets 0.25 or hard labels.
     let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 900) as f32 * 1e-3 + 0.05).collect();
-    let y = vec![0.25f32; n];
+    let y: Vec<f32> = (0..n).map(|i| if hard { ((i * 104_729) % 7 < 3) as u8 as f32 } else { 0.25 }).collect();
     let z = vec![1.5f32; n];
     let mut g = vec![0.0f32; n];
     let mut g2 = vec![0.0f32; n];

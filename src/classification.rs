@@ -30,6 +30,22 @@ impl<T: Float> Term<T> for Bce {
     fn pre(&self, x: T, _: T, _: T) -> (T, T) {
         (x.ln(), (-x).ln_1p())
     }
+    /// A hard label weights one logarithm by 1 and the other by 0.
+    const SHORTCUT: bool = true;
+    #[inline(always)]
+    fn shortcut_applies(&self, _: T, y: T, _: T) -> bool {
+        (y == T::ZERO) | (y == T::ONE)
+    }
+    /// The weighted logarithm, and −100 for the other: `eval` multiplies it by 0, which gives
+    /// −0 as the true one does (it is negative), or where the true one is ±0 (x = 0 with y = 1,
+    /// x = 1 with y = 0), a zero added to the other term's 100, which it cannot change.
+    #[inline(always)]
+    fn pre_shortcut(&self, x: T, y: T, _: T) -> (T, T) {
+        let of_x = y == T::ONE;
+        let l = x.ln_or_ln_1p_neg(of_x);
+        let unused = T::from_f64(-100.0);
+        if of_x { (l, unused) } else { (unused, l) }
+    }
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T, (ln_x, ln_1mx): (T, T)) -> (T, T, T) {
         let floor = T::from_f64(-100.0);
@@ -361,6 +377,42 @@ mod tests {
         assert_eq!(eval(Bce, 0.0, 1.0).0, 100.0);
         assert_eq!(eval(Bce, 1.0, 0.0).0, 100.0);
         assert_eq!(eval(Bce, 0.0, 0.0).0, 0.0);
+    }
+
+    /// Hard labels take `Bce::pre_shortcut` (one logarithm); every element must get the bits of
+    /// the general form (`eval_at`), including the clamp's edges x = 0 and 1, subnormals and −0,
+    /// in chunks of hard labels only and in a chunk where one soft label sends it all the general
+    /// way.
+    fn bce_shortcut_keeps_the_bits<T: Float>(tiny: T) {
+        let mut x: Vec<T> = (0..4000).map(|i| T::from_f64(((i * 7919) % 4001) as f64 / 4000.0)).collect();
+        let edges = [T::ZERO, -T::ZERO, T::ONE, tiny, T::HALF, T::from_f64(1e-30), T::from_f64(1.0 - 1e-7)];
+        for (i, &e) in edges.iter().enumerate() {
+            x[3 * i] = e; // a chunk of hard labels
+            x[3 * i + 1] = e;
+            x[1500 + 3 * i] = e; // the chunk with a soft label
+            x[1500 + 3 * i + 1] = e;
+        }
+        let mut y: Vec<T> = (0..x.len()).map(|i| T::from_f64(((i * 104_729) % 5 < 2) as u8 as f64)).collect();
+        for i in 0..edges.len() {
+            (y[3 * i], y[3 * i + 1], y[1500 + 3 * i], y[1500 + 3 * i + 1]) = (T::ZERO, T::ONE, T::ZERO, T::ONE);
+        }
+        y[1500 + 100] = T::from_f64(0.375);
+        let n = x.len();
+        let (mut value, mut grad) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+        let inp = Inputs { x: &x, y: &y, z: None, value_weight: None, grad_weight: None, grad_scale: T::ONE };
+        let out = Outputs { value: Some(&mut value), grad_x: Some(&mut grad), grad_z: None };
+        assert!(evaluate(Bce, &inp, out, false).is_ok());
+        let bits = |v: T| v.to_f64().to_bits();
+        for i in 0..n {
+            let (l, d, _) = Bce.eval_at(x[i], y[i], T::ONE);
+            assert_eq!((bits(value[i]), bits(grad[i])), (bits(l), bits(d)), "x = {:?}, y = {:?}", x[i], y[i]);
+        }
+    }
+
+    #[test]
+    fn bce_shortcut_for_hard_labels_keeps_the_bits() {
+        bce_shortcut_keeps_the_bits(f32::from_bits(1));
+        bce_shortcut_keeps_the_bits(f64::from_bits(1));
     }
 
     #[test]

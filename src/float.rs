@@ -64,6 +64,11 @@ pub trait Float:
     fn ln(self) -> Self;
     /// ln(1 + x), accurate near 0.
     fn ln_1p(self) -> Self;
+    /// `self.ln()` where `of_self`, else `(-self).ln_1p()`, for `self` in [0, 1] (what it gives
+    /// elsewhere is unspecified), lane by lane with one logarithm's work: the two share their
+    /// reduction and polynomial. BCE needs both logarithms of a probability, but a hard label
+    /// weights only one of them. Same bits as the two calls.
+    fn ln_or_ln_1p_neg(self, of_self: bool) -> Self;
 
     /// The logistic function σ(x) = 1/(1 + e^−x), from e = e^−|x| (never overflows): 1/(1+e) for
     /// x ≥ 0 and e/(1+e) below, one division either way.
@@ -279,6 +284,23 @@ macro_rules! impl_float {
                 let r = if x == -1.0 { -<$t>::INFINITY } else { r };
                 let r = if x == <$t>::INFINITY { x } else { r };
                 if x < -1.0 || x != x { <$t>::NAN } else { r }
+            }
+
+            #[inline(always)]
+            fn ln_or_ln_1p_neg(self, of_self: bool) -> Self {
+                // `ln` and `ln_1p` above, with the argument (x, or u = 1 + (−x)) selected before
+                // the shared part. On [0, 1], ln_1p(−x) has u in [0, 1] (k ≤ 0, so c is the
+                // k < 2 form) and neither function meets an infinity or a NaN.
+                let x = self;
+                let nx = -x;
+                let u = 1.0 + nx;
+                let sub = x < <$t>::MIN_POSITIVE;
+                let xs = if sub { x * ((1 as $bits) << $subexp) as $t } else { x };
+                let kadj: $sbits = if sub & of_self { -$subexp } else { 0 };
+                let (k, f) = split_log(if of_self { xs } else { u });
+                let c = if of_self { 0.0 } else { (nx - (u - 1.0)) / u };
+                let r = log1p_core(f, small_int_to_float(k + kadj), c);
+                if (if of_self { x } else { u }) == 0.0 { -<$t>::INFINITY } else { r }
             }
 
             $($($overrides)*)?
@@ -708,6 +730,41 @@ mod accuracy {
                 }
             },
         )
+    }
+
+    /// `ln_or_ln_1p_neg` (BCE's logarithm for hard labels) gives the bits of `ln` and of
+    /// `ln_1p(−x)` over [0, 1]: every 61st float32 there, ±0, the subnormals' edges and 1, in a
+    /// lane loop of the active SIMD level with both sides mixed in every vector; random and edge
+    /// float64 values.
+    #[test]
+    fn ln_or_ln_1p_neg_gives_the_bits_of_ln_and_ln_1p() {
+        let mut x: Vec<f32> = (0..=1.0f32.to_bits()).step_by(61).map(f32::from_bits).collect();
+        x.extend([0.0, -0.0, 1.0, f32::from_bits(1), f32::MIN_POSITIVE, 0.5, 1.0 - f32::EPSILON / 2.0]);
+        let n = x.len();
+        let (mut got, mut want) = (vec![0.0f32; n], vec![0.0f32; n]);
+        crate::simd::vectorized(
+            #[inline(always)]
+            || {
+                for i in 0..n {
+                    let of_self = i % 3 != 1;
+                    got[i] = x[i].ln_or_ln_1p_neg(of_self);
+                    want[i] = if of_self { Float::ln(x[i]) } else { Float::ln_1p(-x[i]) };
+                }
+            },
+        );
+        for i in 0..n {
+            assert_eq!(got[i].to_bits(), want[i].to_bits(), "x = {:e}, of_self = {}", x[i], i % 3 != 1);
+        }
+        let mut rng = xorshift(0x9E37_79B9_7F4A_7C15);
+        let mut x64: Vec<f64> = vec![0.0, -0.0, 1.0, 5e-324, f64::MIN_POSITIVE, 0.5, 1.0 - f64::EPSILON / 2.0];
+        x64.extend((0..1 << 16).map(|_| (rng() >> 11) as f64 / (1u64 << 53) as f64));
+        x64.extend((0..1 << 12).map(|_| f64::from_bits(rng() % 1.0f64.to_bits())));
+        for x in x64 {
+            for of_self in [true, false] {
+                let want = if of_self { Float::ln(x) } else { Float::ln_1p(-x) };
+                assert_eq!(x.ln_or_ln_1p_neg(of_self).to_bits(), want.to_bits(), "x = {x:e}, of_self = {of_self}");
+            }
+        }
     }
 
     #[derive(Clone, Copy, Debug, Default)]
