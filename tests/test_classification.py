@@ -525,6 +525,27 @@ def test_bce_log_clamp():
     np.testing.assert_array_equal(fl.binary_cross_entropy(x, y, reduction="none"), [100, 100, 0, 0])
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_bce_hard_labels(dtype):
+    # Runs of 256 hard labels (0 or 1) take the kernel's one-logarithm shortcut; a soft label in a
+    # run sends it the general way. Both must agree with the reference and give each other's bits,
+    # at every SIMD level the suite runs under. Probabilities include the clamp's edges.
+    rng = np.random.default_rng(31)
+    n = 3 * 256 * 7 + 101  # whole runs and a partial one
+    x = probabilities(rng, n, dtype, True)
+    y = (rng.random(n) < 0.5).astype(dtype)
+    for reduction in REDUCTIONS:
+        check("binary_cross_entropy", x, y, {"reduction": reduction})
+        check("binary_cross_entropy", x, y, {"reduction": reduction, "weight": rng.random(n).astype(dtype)})
+    soft = y.copy()
+    soft[::256] = 0.5  # one soft label in every run
+    v, g = fl.binary_cross_entropy.value_and_grad(x, y, reduction="none")
+    v_soft, g_soft = fl.binary_cross_entropy.value_and_grad(x, soft, reduction="none")
+    hard = np.arange(n) % 256 != 0
+    assert_bitwise_equal(v[hard], v_soft[hard])
+    assert_bitwise_equal(g[hard], g_soft[hard])
+
+
 # --------------------------------------------------------------------------------------------------
 # Layouts, dtypes, threads, empty
 # --------------------------------------------------------------------------------------------------
