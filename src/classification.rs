@@ -396,7 +396,7 @@ mod tests {
         for i in 0..edges.len() {
             (y[3 * i], y[3 * i + 1], y[1500 + 3 * i], y[1500 + 3 * i + 1]) = (T::ZERO, T::ONE, T::ZERO, T::ONE);
         }
-        y[1500 + 100] = T::from_f64(0.375);
+        y[1500 + 3 * edges.len()] = T::from_f64(0.375); // in the chunk of 1280..1536
         let n = x.len();
         let (mut value, mut grad) = (vec![T::ZERO; n], vec![T::ZERO; n]);
         let inp = Inputs { x: &x, y: &y, z: None, value_weight: None, grad_weight: None, grad_scale: T::ONE };
