@@ -769,6 +769,43 @@ mod accuracy {
         }
     }
 
+    /// The same for every float32 in [0, 1] and −0, each side in its own vectorised loop (the
+    /// test above mixes the sides within vectors). Seconds with AVX2, far longer at the baseline
+    /// level (its fused multiply-adds are libm calls), hence ignored:
+    /// `cargo test --release --no-default-features -- --ignored ln_or_ln_1p_neg_every --nocapture`.
+    #[test]
+    #[ignore = "every float32 in [0, 1]; run with --release -- --ignored ln_or_ln_1p_neg_every"]
+    fn ln_or_ln_1p_neg_every_float32_in_the_unit_interval() {
+        const STEP: u32 = 1 << 20;
+        let end = 1.0f32.to_bits() + 1;
+        let mut x = vec![0.0f32; STEP as usize];
+        let (mut got, mut want) = (vec![0.0f32; STEP as usize], vec![0.0f32; STEP as usize]);
+        let mut checked = 0u64;
+        for start in (0..end).step_by(STEP as usize).chain([(-0.0f32).to_bits()]) {
+            let m = if start > end { 1 } else { STEP.min(end - start) as usize };
+            for (i, v) in x[..m].iter_mut().enumerate() {
+                *v = f32::from_bits(start + i as u32);
+            }
+            for of_self in [true, false] {
+                let (x, got, want) = (&x[..m], &mut got[..m], &mut want[..m]);
+                crate::simd::vectorized(
+                    #[inline(always)]
+                    || {
+                        for i in 0..m {
+                            got[i] = x[i].ln_or_ln_1p_neg(of_self);
+                            want[i] = if of_self { Float::ln(x[i]) } else { Float::ln_1p(-x[i]) };
+                        }
+                    },
+                );
+                for i in 0..m {
+                    assert_eq!(got[i].to_bits(), want[i].to_bits(), "x = {:e}, of_self = {of_self}", x[i]);
+                }
+                checked += m as u64;
+            }
+        }
+        println!("ln_or_ln_1p_neg: {checked} evaluations, all with the bits of ln / ln_1p(-x)");
+    }
+
     #[derive(Clone, Copy, Debug, Default)]
     struct Worst {
         dist: f64,
