@@ -60,33 +60,19 @@ impl<T: Float> Term<T> for Huber<T> {
     }
 }
 
-/// log cosh(x − y), gradient tanh(x − y).
-///
-/// With m = e^|r| − 1: cosh r − 1 = m²/(2(1+m)) and tanh|r| = t/(t+2) with t = m(m+2); both keep
-/// full relative accuracy for small r, where |r| + log1p(e^−2|r|) − ln 2 would cancel, and
-/// t/(t+2) never rounds above 1 (`pre` forms those two, `eval` the logarithm). Beyond |r| = 20,
-/// e^−2|r| is below half an ulp of either result in f32 and f64, so log cosh r = |r| − ln 2 and
-/// tanh |r| = 1.
+/// log cosh(x − y), gradient tanh(x − y) (see `Float::log_cosh_tanh`).
 #[derive(Copy, Clone)]
 pub struct LogCosh;
 impl<T: Float> Term<T> for LogCosh {
     const STAGED: bool = true;
     #[inline(always)]
     fn pre(&self, x: T, y: T, _: T) -> (T, T) {
-        let a = (x - y).abs();
-        let far = a >= T::from_f64(20.0); // false for NaN, which then propagates below
-        let m = if far { T::ZERO } else { a }.exp_m1();
-        let t = m * (m + T::TWO);
-        (m * m / (T::TWO + T::TWO * m), t / (t + T::TWO))
+        (x - y).log_cosh_pre()
     }
     #[inline(always)]
-    fn eval(&self, x: T, y: T, _: T, (c, th): (T, T)) -> (T, T, T) {
-        let r = x - y;
-        let a = r.abs();
-        let far = a >= T::from_f64(20.0);
-        let l = if far { a - T::LN2 } else { c.ln_1p() };
-        let th = if far { T::ONE } else { th };
-        (l, if r < T::ZERO { -th } else { th }, T::ZERO)
+    fn eval(&self, x: T, y: T, _: T, pre: (T, T)) -> (T, T, T) {
+        let (l, th) = (x - y).log_cosh_tanh_with(pre);
+        (l, th, T::ZERO)
     }
 }
 
