@@ -684,15 +684,19 @@ def test_fast_path_gives_the_general_paths_bits(name, dtype, shape):
         for i, (g, want) in enumerate(zip(got, general_vg[1]) if several else [(got, general_vg[1])]):
             assert_bitwise_equal(g, want, f"{name} grad {i}", nan_payload=False)
             assert g.flags.c_contiguous and g.flags.writeable
-    if not several:  # the gradient into the caller's buffer, also on the fast path
-        buf = np.full(args[0].shape, 7, dtype)
-        v, g = loss.value_and_grad(*args, out=buf)
-        assert g is buf
-        assert_bitwise_equal(v, general_vg[0], f"{name} value with out=", nan_payload=False)
-        assert_bitwise_equal(g, general_vg[1], f"{name} grad into out=", nan_payload=False)
+    # The gradient(s) into the caller's buffer(s), also on the fast path.
+    bufs = [np.full(args[0].shape, 7, dtype) for _ in range(2 if several else 1)]
+    out = tuple(bufs) if several else bufs[0]
+    wants = general_vg[1] if several else (general_vg[1],)
+    v, g = loss.value_and_grad(*args, out=out)
+    assert g is out if not several else all(a is b for a, b in zip(g, bufs))
+    assert_bitwise_equal(v, general_vg[0], f"{name} value with out=", nan_payload=False)
+    for i, (buf, want) in enumerate(zip(bufs, wants)):
+        assert_bitwise_equal(buf, want, f"{name} grad {i} into out=", nan_payload=False)
         buf[...] = 7
-        assert loss.grad(*args, out=buf) is buf
-        assert_bitwise_equal(buf, general_vg[1], f"{name} grad alone into out=", nan_payload=False)
+    loss.grad(*args, out=out)
+    for i, (buf, want) in enumerate(zip(bufs, wants)):
+        assert_bitwise_equal(buf, want, f"{name} grad {i} alone into out=", nan_payload=False)
 
 
 @pytest.mark.parametrize("name", FAST_NAMES)
@@ -723,6 +727,7 @@ def test_fast_path_declines_what_it_cannot_take(name):
     if rest:
         with pytest.raises(ValueError, match="var"):
             loss(x, y, -rest[0])
+        _gaussian_out_the_fast_path_declines(loss, ref, x, y, rest[0])
         return
     # out= the fast path cannot write into as it is: the general path raises, or copies the input
     # that the buffer overlaps.
@@ -742,6 +747,38 @@ def test_fast_path_declines_what_it_cannot_take(name):
         v, g = loss.value_and_grad(*args, out=buf)
         assert g is buf
         np.testing.assert_allclose(g, want[1], rtol=1e-5, err_msg=f"out= aliasing the {what}")
+
+
+def _gaussian_out_the_fast_path_declines(loss, ref, x, y, v):
+    """gaussian_nll_loss's out=(grad_input, grad_var): buffers the fast path cannot take go to the
+    general path, which raises or copies an input a buffer overlaps; a negative variance raises
+    before either buffer is written."""
+    want = ref.value_and_grad(x, y, v)
+    good = np.full(x.shape, SENTINEL, x.dtype)
+    bad_outs = {
+        "one array": (good, TypeError, "tuple"),
+        "three arrays": ((good, good.copy(), good.copy()), TypeError, "tuple"),
+        "overlapping": ((good, good), ValueError, "overlap"),
+        "second strided": ((good, np.empty((4, 12), x.dtype)[:, ::2]), ValueError, "contiguous"),
+        "second read-only": ((good, read_only(good.copy())), ValueError, "read-only"),
+    }
+    for what, (out, error, msg) in bad_outs.items():
+        with pytest.raises(error, match=msg):
+            loss.value_and_grad(x, y, v, out=out)
+        assert (good == SENTINEL).all(), what
+    for what, out in {"list": [good.copy(), good.copy()], "aliasing var": (v.copy(), good.copy())}.items():
+        args = (x, y, out[0]) if what == "aliasing var" else (x, y, v)
+        _, g = loss.value_and_grad(*args, out=out)
+        assert g[0] is out[0] and g[1] is out[1], what
+        for got, w in zip(g, want[1]):
+            np.testing.assert_allclose(got, w, rtol=1e-5, err_msg=what)
+    n = 300_000  # a negative variance far into the array: neither buffer may be written
+    xs, vs = np.zeros(n, x.dtype), np.ones(n, x.dtype)
+    vs[n - 7] = -1.0
+    bufs = (np.full(n, SENTINEL, x.dtype), np.full(n, SENTINEL, x.dtype))
+    with pytest.raises(ValueError, match="var: has negative entries"):
+        loss.value_and_grad(xs, xs, vs, out=bufs)
+    assert all((b == SENTINEL).all() for b in bufs)
 
 
 def test_weighted_subnormal_terms():

@@ -283,7 +283,9 @@ def torch_impl(torch, fn, op, argnums) -> Prepare:
 # fresh gradient of 1e7 float32 (40 MB) is above glibc's largest mmap threshold, so every call gets
 # new pages the kernel must zero on first touch; reusing `out` is what a training loop does.
 VG_OUT = "value_and_grad(out=)"
-STREAMING = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+# The regression losses whose value_and_grad the issue compares with np.add(a, b, out=c).
+ADD_TARGETS = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "log_cosh_loss", "poisson_nll_loss",
+               "gaussian_nll_loss")
 
 
 @register
@@ -294,7 +296,7 @@ def regression_workloads(cfg: Config) -> Iterable[Workload]:
         loss, ref = getattr(fl, name), getattr(fl.reference, name)
         value, grad = NUMPY_TEXTBOOK[name]
         jargs = argnums[0] if len(argnums) == 1 else argnums
-        for op in ("value", "value_and_grad", VG_OUT) if name in STREAMING else ("value", "value_and_grad"):
+        for op in ("value", "value_and_grad", VG_OUT) if name in ADD_TARGETS else ("value", "value_and_grad"):
             ad_op = "value_and_grad" if op == VG_OUT else op  # what the other libraries compute
             jax_prepare = jax_impl(cfg.jax, jax_fns[name], ad_op, jargs) if name in jax_fns else None
             for n in cfg.sizes:

@@ -407,7 +407,7 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let three = matches!(loss, MeanLoss::Regression(Pointwise::GaussianNll { .. }));
-    if arrays.len() != if three { 3 } else { 2 } || (out.is_some() && (three || !want_grad)) {
+    if arrays.len() != if three { 3 } else { 2 } || (out.is_some() && !want_grad) {
         return Ok(None);
     }
     let shape = arrays[0].shape();
@@ -434,9 +434,32 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     if out.is_some() && matches!(loss, MeanLoss::Classification(Classification::Bce)) && (outside(slices[0]) || outside(slices[1])) {
         return Ok(None);
     }
+    let negative = |v: &[T]| crate::simd::first_where(v, #[inline(always)] |v: T| v < T::ZERO).is_some();
+    if out.is_some() && three && negative(slices[2]) {
+        return Ok(None);
+    }
     let n = slices[0].len();
     let new_grad = || buffers::empty::<T>(py, shape);
     let grads = match out {
+        // Anything unusual about a caller's buffers (wrong type, shape, layout, an overlap) goes to
+        // the general path, which names the problem.
+        Some(out) if three => {
+            let Ok(pair) = out.cast::<PyTuple>() else {
+                return Ok(None);
+            };
+            let (Ok(a), Ok(b), 2) = (pair.get_item(0), pair.get_item(1), pair.len()) else {
+                return Ok(None);
+            };
+            let Some(gx) = caller_buffer::<T>(&a, shape, &typed) else {
+                return Ok(None);
+            };
+            let mut with_gx = typed.clone();
+            with_gx.push(&gx);
+            match caller_buffer::<T>(&b, shape, &with_gx) {
+                Some(gz) => Some((gx, Some(gz))),
+                None => return Ok(None),
+            }
+        }
         Some(out) => match caller_buffer::<T>(out, shape, &typed) {
             Some(g) => Some((g, None)),
             None => return Ok(None),
