@@ -145,10 +145,9 @@ impl<T: Float> Term<T> for GaussianNll<T> {
     const GRAD_Z: bool = true;
     const STAGED: bool = true;
     const CHECKED: bool = true;
-    /// A variance that is not negative (NaN passes, as in PyTorch's `torch.any(var < 0)`).
     #[inline(always)]
     fn valid(&self, _: T, _: T, var: T) -> bool {
-        !(var < T::ZERO)
+        valid_variance(var)
     }
     #[inline(always)]
     fn pre(&self, _: T, _: T, var: T) -> (T, T) {
@@ -163,6 +162,18 @@ impl<T: Float> Term<T> for GaussianNll<T> {
         let l = if self.full { l + T::from_f64(0.5 * (2.0 * std::f64::consts::PI).ln()) } else { l };
         (l, rv, T::HALF * (T::ONE / v - rv * rv))
     }
+}
+
+/// A variance that is not negative (NaN passes, as in PyTorch's `torch.any(var < 0)`).
+#[inline(always)]
+fn valid_variance<T: Float>(v: T) -> bool {
+    !(v < T::ZERO)
+}
+
+/// The first index of a negative variance, or None: the Gaussian NLL's domain check as a read-only
+/// pass, for a caller that must not write any output when it fails (the kernel checks in its loop).
+pub fn first_negative_variance<T: Float>(v: &[T]) -> Option<usize> {
+    crate::simd::first_where(v, #[inline(always)] |v: T| !valid_variance(v))
 }
 
 /// The element-wise losses by name, with their scalar options.

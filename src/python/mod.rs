@@ -434,8 +434,7 @@ fn pointwise_mean_typed<'py, T: Float + Element>(
     if out.is_some() && matches!(loss, MeanLoss::Classification(Classification::Bce)) && (outside(slices[0]) || outside(slices[1])) {
         return Ok(None);
     }
-    let negative = |v: &[T]| crate::simd::first_where(v, #[inline(always)] |v: T| v < T::ZERO).is_some();
-    if out.is_some() && three && negative(slices[2]) {
+    if out.is_some() && three && crate::regression::first_negative_variance(slices[2]).is_some() {
         return Ok(None);
     }
     let n = slices[0].len();
