@@ -100,27 +100,29 @@ fn stirling<T: Float>(y: T) -> T {
     if y > T::ONE { s } else { T::ZERO }
 }
 
-/// Poisson NLL with log-rate input: e^x − y·x (+ Stirling term).
+/// Poisson NLL with log-rate input: e^x − y·x (+ Stirling term when `FULL`).
+///
+/// `FULL` is a type parameter, not a field: with a run-time flag LLVM if-converts the choice inside
+/// the vectorised loop, computing the Stirling term's two logarithms for every element and then
+/// discarding them (`full=False`, the default, ran at 2.6 times the cost of its one exponential).
 #[derive(Copy, Clone)]
-pub struct PoissonLogInput {
-    pub full: bool,
-}
-impl<T: Float> Term<T> for PoissonLogInput {
+pub struct PoissonLogInput<const FULL: bool>;
+impl<T: Float, const FULL: bool> Term<T> for PoissonLogInput<FULL> {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let e = x.exp();
         let l = e - y * x;
-        (if self.full { l + stirling(y) } else { l }, e - y, T::ZERO)
+        (if FULL { l + stirling(y) } else { l }, e - y, T::ZERO)
     }
 }
 
-/// Poisson NLL with rate input: x − y·log(x + eps) (+ Stirling term).
+/// Poisson NLL with rate input: x − y·log(x + eps) (+ Stirling term when `FULL`, a type
+/// parameter for the reason given at [`PoissonLogInput`]).
 #[derive(Copy, Clone)]
-pub struct PoissonRateInput<T> {
-    pub full: bool,
+pub struct PoissonRateInput<T, const FULL: bool> {
     pub eps: T,
 }
-impl<T: Float> Term<T> for PoissonRateInput<T> {
+impl<T: Float, const FULL: bool> Term<T> for PoissonRateInput<T, FULL> {
     const STAGED: bool = true;
     #[inline(always)]
     fn pre(&self, x: T, _: T, _: T) -> (T, T) {
@@ -130,7 +132,7 @@ impl<T: Float> Term<T> for PoissonRateInput<T> {
     fn eval(&self, x: T, y: T, _: T, (ln_u, _): (T, T)) -> (T, T, T) {
         let u = x + self.eps;
         let l = x - y * ln_u;
-        (if self.full { l + stirling(y) } else { l }, T::ONE - y / u, T::ZERO)
+        (if FULL { l + stirling(y) } else { l }, T::ONE - y / u, T::ZERO)
     }
 }
 
@@ -202,9 +204,13 @@ impl Pointwise {
             Pointwise::Huber { delta } => evaluate(Huber { delta: t(delta) }, inp, out, sum),
             Pointwise::LogCosh => evaluate(LogCosh, inp, out, sum),
             Pointwise::SquaredLogError => evaluate(SquaredLogError, inp, out, sum),
-            Pointwise::PoissonLogInput { full } => evaluate(PoissonLogInput { full }, inp, out, sum),
-            Pointwise::PoissonRateInput { full, eps } => {
-                evaluate(PoissonRateInput { full, eps: t(eps) }, inp, out, sum)
+            Pointwise::PoissonLogInput { full: false } => evaluate(PoissonLogInput::<false>, inp, out, sum),
+            Pointwise::PoissonLogInput { full: true } => evaluate(PoissonLogInput::<true>, inp, out, sum),
+            Pointwise::PoissonRateInput { full: false, eps } => {
+                evaluate(PoissonRateInput::<T, false> { eps: t(eps) }, inp, out, sum)
+            }
+            Pointwise::PoissonRateInput { full: true, eps } => {
+                evaluate(PoissonRateInput::<T, true> { eps: t(eps) }, inp, out, sum)
             }
             Pointwise::GaussianNll { full, eps } => evaluate(GaussianNll { full, eps: t(eps) }, inp, out, sum),
         }
