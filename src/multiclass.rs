@@ -714,15 +714,19 @@ macro_rules! with_small_c {
 fn transpose_in<T: Float>(x: &[T], xt: &mut [T], c: usize, rr: usize) {
     #[inline(always)]
     fn fixed<T: Float, const C: usize>(x: &[T], xt: &mut [T], rr: usize) {
-        let x = &x[..rr * C];
-        let xt = &mut xt[..rr * C];
-        for r in 0..rr {
-            for j in 0..C {
-                xt[j * rr + r] = x[r * C + j];
+        let (x, xt) = (&x[..rr * C], &mut xt[..rr * C]);
+        by_tile(rr, #[inline(always)] |rr| {
+            for r in 0..rr {
+                for j in 0..C {
+                    xt[j * rr + r] = x[r * C + j];
+                }
             }
-        }
+        });
     }
-    with_small_c!(c, fixed, (x, xt, rr))
+    simd::vectorized_256(
+        #[inline(always)]
+        || with_small_c!(c, fixed, (x, xt, rr)),
+    )
 }
 
 /// g[r·c + j] = gt[j·rr + r] for c < SMALL_C (see `transpose_in`).
@@ -730,15 +734,27 @@ fn transpose_in<T: Float>(x: &[T], xt: &mut [T], c: usize, rr: usize) {
 fn transpose_out<T: Float>(gt: &[T], g: &mut [T], c: usize, rr: usize) {
     #[inline(always)]
     fn fixed<T: Float, const C: usize>(gt: &[T], g: &mut [T], rr: usize) {
-        let gt = &gt[..rr * C];
-        let g = &mut g[..rr * C];
-        for r in 0..rr {
-            for j in 0..C {
-                g[r * C + j] = gt[j * rr + r];
+        let (gt, g) = (&gt[..rr * C], &mut g[..rr * C]);
+        by_tile(rr, #[inline(always)] |rr| {
+            for r in 0..rr {
+                for j in 0..C {
+                    g[r * C + j] = gt[j * rr + r];
+                }
             }
-        }
+        });
     }
-    with_small_c!(c, fixed, (gt, g, rr))
+    simd::vectorized_256(
+        #[inline(always)]
+        || with_small_c!(c, fixed, (gt, g, rr)),
+    )
+}
+
+/// `copy(rr)`, with rr a constant for a whole tile (the usual case), so that the transposes'
+/// loops have constant trip counts and strides (`vectorized_256` keeps them out of line, where
+/// the caller's TILE is not visible).
+#[inline(always)]
+fn by_tile(rr: usize, mut copy: impl FnMut(usize)) {
+    if rr == TILE { copy(TILE) } else { copy(rr) }
 }
 
 /// Evaluates a cross-entropy: returns Σ of the per-sample losses (f64) when `sum` is set, writes
