@@ -47,6 +47,16 @@ def test_thread_scaling_workloads_agree():
     workloads = bench.scaling_workloads(cfg, [1, 2])
     names = [w.name for w in workloads]
     assert names[-1] == "np.add" and "huber_loss" in names
+    # The losses also into a reused buffer: same results as the allocating call.
+    rows = {(w.name, w.op): w for w in workloads}
+    assert ("cross_entropy", bench.VG_OUT) in rows
+    out_row = rows[("binary_cross_entropy_with_logits", bench.VG_OUT)]
+    x, y = out_row.make_inputs(np.random.default_rng(1), 1001, np.dtype(np.float32))
+    for prepare in out_row.impls.values():
+        value, grad = prepare((x, y)).fn()
+        want_value, want_grad = fl.binary_cross_entropy_with_logits.value_and_grad(x, y)
+        assert value == want_value
+        np.testing.assert_array_equal(grad, want_grad)
     add = workloads[-1]
     rng = np.random.default_rng(0)
     a, b = add.make_inputs(rng, 1001, np.dtype(np.float32))
