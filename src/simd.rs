@@ -103,6 +103,25 @@ pub fn vectorized_256<R>(body: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Runs `body` compiled for `level` if this CPU has it (Some), else None: tests that compare the
+/// levels within one process (`level()` is fixed for the process).
+#[cfg(test)]
+#[inline(always)]
+pub fn vectorized_at<R>(level: Level, body: impl FnOnce() -> R) -> Option<R> {
+    if level > detected() {
+        return None;
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU reported this level's features (checked above).
+        Level::Avx512 => Some(unsafe { x86::avx512(body) }),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Level::Avx2 => Some(unsafe { x86::avx2(body) }),
+        _ => Some(body()),
+    }
+}
+
 /// The index of the first element of `x` for which `bad` holds (see `first_index`).
 #[inline(always)]
 pub fn first_where<E: Copy>(x: &[E], bad: impl Fn(E) -> bool + Copy) -> Option<usize> {
@@ -153,7 +172,8 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    /// Every closure handed to `vectorized` (or `vectorized_256`) must be `#[inline(always)]`:
+    /// Every closure handed to `vectorized` (or `vectorized_256`, `vectorized_at`) must be
+    /// `#[inline(always)]`:
     /// without it the closure is compiled as a function of its own at the baseline level, and its
     /// loop runs as SSE2 code whatever the CPU has (the optimizer steps once ran at half their
     /// speed this way). The compiler cannot check this, so the sources are read.
@@ -166,12 +186,15 @@ mod tests {
                     visit(&path, bad);
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
-                    for name in ["vectorized(", "vectorized_256("] {
+                    for name in ["vectorized(", "vectorized_256(", "vectorized_at("] {
                         let call = ["simd::", name].concat(); // not spelled out: this file would match
                         for (at, _) in text.match_indices(&call) {
                             let before = &text[..at];
-                            let after = text[at + call.len()..].trim_start();
-                            if !after.starts_with("#[inline(always)]") {
+                            // The attribute between the call and its closure's `|` (vectorized_at
+                            // takes the level first).
+                            let after = &text[at + call.len()..];
+                            let head = &after[..after.find('|').unwrap_or(after.len())];
+                            if !head.contains("#[inline(always)]") {
                                 let line = before.matches('\n').count() + 1;
                                 bad.push(format!("{}:{line}", path.display()));
                             }
