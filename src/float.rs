@@ -729,9 +729,9 @@ mod tests {
 /// the sweep to some functions.
 ///
 /// Full sweep over all 2^32 inputs of every float32 function as it is now (fused multiply-adds,
-/// the logistic functions in float32 lanes with the double-float32 assembly in `f32_impl`; AVX2
-/// level, the best this build machine has; 2026-11-21; 674 s for the first four and 765 s for the
-/// last three on 2 cores):
+/// the logistic functions in float32 lanes with the double-float32 assembly in `f32_impl`), each
+/// in its own lane loop compiled for the level (`eval_at`); AVX-512 on a 2-core AMD EPYC,
+/// 2026-11-22, 291 s for all nine:
 ///
 /// ```text
 ///          exp: max dist 1 ulp (at 5.9604645e-8),  max err 0.924 ulp (at 5.1993413e0)
@@ -745,14 +745,11 @@ mod tests {
 ///         tanh: max dist 1 ulp (at 3.5211173e-4),  max err 1.137 ulp (at 1.0803282e0)
 /// ```
 ///
-/// (log_cosh and tanh: `log_cosh_tanh`'s two results, swept 2026-11-22 in 248 s with
-/// `FASTLOSS_SWEEP=log_cosh,tanh`.)
-///
-/// (Those sweeps called each function through a fn pointer, which is not inlined: they ran its
-/// baseline code, at the level's speed only where LLVM happened to inline it. The sweep now gives
-/// each function a lane loop of its own (`eval_at`). The figures hold for every level either way:
+/// The same figures as the earlier sweeps on an AVX2 machine (2026-11-21/22: 674 s for the first
+/// four, 765 s for the logistic three, 248 s for log_cosh and tanh), which called each function
+/// through a fn pointer: not inlined, that ran its baseline code. They hold for every level:
 /// `every_simd_level_gives_the_same_bits` checks that the baseline, AVX2 and AVX-512 code agree bit
-/// for bit, and a fused multiply-add rounds once on each of them.)
+/// for bit, as they must with every multiply-add fused (one rounding on each level).
 ///
 /// (Composed from the float32 exp, ln_1p and a division, sigmoid / softplus / log_sigmoid reached
 /// 2 ulp; assembled in float64 they met 1 ulp at about twice the cost of the float32 version.)

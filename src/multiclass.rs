@@ -655,15 +655,15 @@ impl<T: Float> Ce<'_, T> {
                     let rr = TILE.min(rows.end - first);
                     self.load(first, rr, &mut st);
                     let x = &self.x[first * c..(first + rr) * c];
-                    transpose_in(x, &mut xt, c, rr);
+                    transpose::<T, true>(x, &mut xt, c, rr);
                     if self.prob {
-                        transpose_in(&self.q[first * c..(first + rr) * c], &mut qt, c, rr);
+                        transpose::<T, true>(&self.q[first * c..(first + rr) * c], &mut qt, c, rr);
                     }
                     self.tile::<GRAD>(&xt, &qt, RawOut::new(Some(&mut gt[..])), 0, rr, rr, &mut st);
                     if GRAD {
                         // SAFETY: these rows belong to this block only.
                         let g = unsafe { g.run(first * c, rr * c) };
-                        transpose_out(&gt, g, c, rr);
+                        transpose::<T, false>(&gt, g, c, rr);
                     }
                     finish(first, rr, &st);
                     first += rr;
@@ -684,68 +684,59 @@ impl<T: Float> Ce<'_, T> {
     }
 }
 
-/// Calls `$f::<T, C>` with the constant C equal to `$c` (1 ≤ c < SMALL_C = 16).
+/// Calls `$f::<T, C, $flag>` with the constant C equal to `$c` (1 ≤ c < SMALL_C = 16).
 macro_rules! with_small_c {
-    ($c:expr, $f:ident, ($($arg:expr),*)) => {
+    ($c:expr, $f:ident, $flag:expr, ($($arg:expr),*)) => {
         match $c {
-            1 => $f::<T, 1>($($arg),*),
-            2 => $f::<T, 2>($($arg),*),
-            3 => $f::<T, 3>($($arg),*),
-            4 => $f::<T, 4>($($arg),*),
-            5 => $f::<T, 5>($($arg),*),
-            6 => $f::<T, 6>($($arg),*),
-            7 => $f::<T, 7>($($arg),*),
-            8 => $f::<T, 8>($($arg),*),
-            9 => $f::<T, 9>($($arg),*),
-            10 => $f::<T, 10>($($arg),*),
-            11 => $f::<T, 11>($($arg),*),
-            12 => $f::<T, 12>($($arg),*),
-            13 => $f::<T, 13>($($arg),*),
-            14 => $f::<T, 14>($($arg),*),
-            15 => $f::<T, 15>($($arg),*),
+            1 => $f::<T, 1, $flag>($($arg),*),
+            2 => $f::<T, 2, $flag>($($arg),*),
+            3 => $f::<T, 3, $flag>($($arg),*),
+            4 => $f::<T, 4, $flag>($($arg),*),
+            5 => $f::<T, 5, $flag>($($arg),*),
+            6 => $f::<T, 6, $flag>($($arg),*),
+            7 => $f::<T, 7, $flag>($($arg),*),
+            8 => $f::<T, 8, $flag>($($arg),*),
+            9 => $f::<T, 9, $flag>($($arg),*),
+            10 => $f::<T, 10, $flag>($($arg),*),
+            11 => $f::<T, 11, $flag>($($arg),*),
+            12 => $f::<T, 12, $flag>($($arg),*),
+            13 => $f::<T, 13, $flag>($($arg),*),
+            14 => $f::<T, 14, $flag>($($arg),*),
+            15 => $f::<T, 15, $flag>($($arg),*),
             _ => unreachable!("c < SMALL_C"),
         }
     };
 }
 
-/// xt[j·rr + r] = x[r·c + j] for c < SMALL_C. With c a constant, LLVM turns the row-major reads
-/// into wide loads and shuffles (an interleaved access group) instead of one element at a time.
+/// Copies a tile of rr samples × c classes (c < SMALL_C) between row-major order (sample r's
+/// class j at r·c + j) and class-major order (at j·rr + r): `TO_CLASSES` reads rows and writes
+/// classes, else the reverse. With c a constant, LLVM turns the row-major side into wide loads or
+/// stores and shuffles (an interleaved access group) instead of one element at a time.
 #[inline(always)]
-fn transpose_in<T: Float>(x: &[T], xt: &mut [T], c: usize, rr: usize) {
+fn transpose<T: Float, const TO_CLASSES: bool>(src: &[T], dst: &mut [T], c: usize, rr: usize) {
     #[inline(always)]
-    fn fixed<T: Float, const C: usize>(x: &[T], xt: &mut [T], rr: usize) {
-        let (x, xt) = (&x[..rr * C], &mut xt[..rr * C]);
-        by_tile(rr, #[inline(always)] |rr| {
-            for r in 0..rr {
-                for j in 0..C {
-                    xt[j * rr + r] = x[r * C + j];
+    fn fixed<T: Float, const C: usize, const TO_CLASSES: bool>(src: &[T], dst: &mut [T], rr: usize) {
+        let (src, dst) = (&src[..rr * C], &mut dst[..rr * C]);
+        by_tile(
+            rr,
+            #[inline(always)]
+            |rr| {
+                for r in 0..rr {
+                    for j in 0..C {
+                        let (row_major, class_major) = (r * C + j, j * rr + r);
+                        if TO_CLASSES {
+                            dst[class_major] = src[row_major];
+                        } else {
+                            dst[row_major] = src[class_major];
+                        }
+                    }
                 }
-            }
-        });
+            },
+        );
     }
     simd::vectorized_256(
         #[inline(always)]
-        || with_small_c!(c, fixed, (x, xt, rr)),
-    )
-}
-
-/// g[r·c + j] = gt[j·rr + r] for c < SMALL_C (see `transpose_in`).
-#[inline(always)]
-fn transpose_out<T: Float>(gt: &[T], g: &mut [T], c: usize, rr: usize) {
-    #[inline(always)]
-    fn fixed<T: Float, const C: usize>(gt: &[T], g: &mut [T], rr: usize) {
-        let (gt, g) = (&gt[..rr * C], &mut g[..rr * C]);
-        by_tile(rr, #[inline(always)] |rr| {
-            for r in 0..rr {
-                for j in 0..C {
-                    g[r * C + j] = gt[j * rr + r];
-                }
-            }
-        });
-    }
-    simd::vectorized_256(
-        #[inline(always)]
-        || with_small_c!(c, fixed, (gt, g, rr)),
+        || with_small_c!(c, fixed, TO_CLASSES, (src, dst, rr)),
     )
 }
 
