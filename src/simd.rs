@@ -89,7 +89,7 @@ pub fn vectorized<R>(body: impl FnOnce() -> R) -> R {
 /// Runs `body` compiled for the active level but with vectors of at most 256 bits: for data
 /// movement with a stride (the small-class cross-entropy's tile transposes). At AVX-512, LLVM's
 /// generic x86-64 cost model compiles such copies to gathers and scatters, which AMD's Zen 4 runs
-/// far slower than AVX2's wide loads and shuffles (cross-entropy on 65536×10: 2.7 ns per element
+/// far slower than AVX2's wide loads and shuffles (cross-entropy on 65536×10: 2.5 ns per element
 /// at AVX-512 against 1.6 at AVX2). The AVX2 copy is kept out of line so that it is not inlined
 /// back into (and recompiled for) an AVX-512 caller.
 #[inline(always)]
