@@ -3,6 +3,9 @@ implementation agrees with fastloss, and the table and the JSON say what was mea
 are not checked here (speed is measured by the bench itself, not asserted in tests)."""
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,3 +76,12 @@ def test_bad_options_are_rejected(bad, capsys):
         code = e.code
     assert code not in (0, None)
     assert bad[1] in capsys.readouterr().err
+
+
+def test_loops_script_runs_a_part_and_rejects_an_unknown_one():
+    script = pathlib.Path(__file__).resolve().parent.parent / "benches" / "loops.py"
+    ok = subprocess.run([sys.executable, str(script), "numpy"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "NumPy float32 at 1e6, ns per element: exp" in ok.stdout
+    bad = subprocess.run([sys.executable, str(script), "nope"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "unknown part(s) nope" in bad.stderr

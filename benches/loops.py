@@ -1,0 +1,96 @@
+"""Steady-state timings in loops of back-to-back calls, the figures the README and the issue notes
+quote beside the bench's interleaved medians:
+
+    python benches/loops.py            # all three parts
+    python benches/loops.py threads    # or one: threads, marks, numpy
+
+- threads: value_and_grad into a reused buffer (and an Adam step) at 10^7 with 1 and 2 threads,
+  each count held for a second of calls (twice, best kept): how the kernels scale once the pool is
+  awake, without the bench's switching between implementations and thread counts.
+- marks: mse_loss's value and value_and_grad(out=) at 10^7 against np.dot and np.add in the same
+  loop form.
+- numpy: NumPy's float32 exp, log, log1p and cosh per element at 10^6 (into a buffer). Run it again
+  with NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" to see them without AVX-512.
+"""
+
+import sys
+import time
+import timeit
+
+import numpy as np
+
+import fastloss as fl
+
+
+def held(f, seconds=1.0):
+    """Seconds per call of f, in a loop of calls lasting `seconds`."""
+    f()
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        f()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def threads(rng):
+    n = 10**7
+    a, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    labels = (rng.random(n) < 0.5).astype(np.float32)
+    logits = rng.standard_normal((4096, 1000)).astype(np.float32)
+    classes = rng.integers(0, 1000, 4096)
+    g, g2 = np.empty_like(a), np.empty_like(logits)
+    params, grads = [a.copy()], [b * 1e-3]
+    adam = fl.optim.Adam(params, lr=1e-4)
+    cases = {
+        "huber_loss value_and_grad(out=) 1e7": lambda: fl.huber_loss.value_and_grad(a, b, out=g),
+        "log_cosh_loss value_and_grad(out=) 1e7": lambda: fl.log_cosh_loss.value_and_grad(a, b, out=g),
+        "binary_cross_entropy_with_logits value_and_grad(out=) 1e7":
+            lambda: fl.binary_cross_entropy_with_logits.value_and_grad(a, labels, out=g),
+        "cross_entropy value_and_grad(out=) 4096x1000": lambda: fl.cross_entropy.value_and_grad(logits, classes, out=g2),
+        "adam step 1e7": lambda: adam.step(grads),
+    }
+    before = fl.get_num_threads()
+    try:
+        for name, f in cases.items():
+            best = {}
+            for t in (1, 2, 1, 2):
+                fl.set_num_threads(t)
+                best[t] = min(best.get(t, float("inf")), held(f))
+            print(f"{name}: 1 thread {best[1] * 1e3:.2f} ms, 2 threads {best[2] * 1e3:.2f} ms, "
+                  f"speedup {best[1] / best[2]:.2f}x")
+    finally:
+        fl.set_num_threads(before)
+
+
+def marks(rng):
+    n = 10**7
+    a, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    c = np.empty_like(a)
+    cases = {
+        "np.dot": lambda: np.dot(a, b),
+        "mse_loss value": lambda: fl.mse_loss(a, b),
+        "np.add(out=)": lambda: np.add(a, b, out=c),
+        "mse_loss value_and_grad(out=)": lambda: fl.mse_loss.value_and_grad(a, b, out=c),
+    }
+    for _ in range(3):
+        print("  ".join(f"{k} {min(timeit.repeat(f, number=5, repeat=5)) / 5 * 1e3:.2f} ms" for k, f in cases.items()))
+
+
+def numpy_functions(rng):
+    x = (rng.random(10**6) + 0.5).astype(np.float32)
+    out = np.empty_like(x)
+    times = {f.__name__: min(timeit.repeat(lambda f=f: f(x, out=out), number=20, repeat=7)) / 20 / x.size * 1e9
+             for f in (np.exp, np.log, np.log1p, np.cosh)}
+    print("NumPy float32 at 1e6, ns per element: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+
+
+PARTS = {"threads": threads, "marks": marks, "numpy": numpy_functions}
+
+if __name__ == "__main__":
+    wanted = sys.argv[1:] or list(PARTS)
+    unknown = [w for w in wanted if w not in PARTS]
+    if unknown:
+        sys.exit(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    print(f"fastloss {fl.__version__} · simd {fl.simd_level()} · numpy {np.__version__}")
+    for w in wanted:
+        PARTS[w](np.random.default_rng(0))
