@@ -2,13 +2,14 @@
 quote beside the bench's interleaved medians:
 
     python benches/loops.py            # all three parts
-    python benches/loops.py threads    # or one: threads, marks, numpy
+    python benches/loops.py threads    # or some: threads, marks, cross_entropy, numpy
 
 - threads: value_and_grad into a reused buffer (and an Adam step) at 10^7 with 1 and 2 threads,
   each count held for a second of calls (twice, best kept): how the kernels scale once the pool is
   awake, without the bench's switching between implementations and thread counts.
 - marks: mse_loss's value and value_and_grad(out=) at 10^7 against np.dot and np.add in the same
   loop form.
+- cross_entropy: value_and_grad on the bench's three shapes (4096×1000, 65536×10, 256×32000).
 - numpy: NumPy's float32 exp, log, log1p and cosh per element at 10^6 (into a buffer). Run it again
   with NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" to see them without AVX-512.
 """
@@ -76,6 +77,14 @@ def marks(rng):
         print("  ".join(f"{k} {min(timeit.repeat(f, number=5, repeat=5)) / 5 * 1e3:.2f} ms" for k, f in cases.items()))
 
 
+def cross_entropy(rng):
+    for n, c in ((4096, 1000), (65536, 10), (256, 32000)):
+        x = rng.standard_normal((n, c)).astype(np.float32)
+        y = rng.integers(0, c, n)
+        t = min(timeit.repeat(lambda: fl.cross_entropy.value_and_grad(x, y), number=10, repeat=7)) / 10
+        print(f"cross_entropy value_and_grad {n}x{c}: {t * 1e3:.3f} ms")
+
+
 def numpy_functions(rng):
     x = (rng.random(10**6) + 0.5).astype(np.float32)
     out = np.empty_like(x)
@@ -84,7 +93,7 @@ def numpy_functions(rng):
     print("NumPy float32 at 1e6, ns per element: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
 
 
-PARTS = {"threads": threads, "marks": marks, "numpy": numpy_functions}
+PARTS = {"threads": threads, "marks": marks, "cross_entropy": cross_entropy, "numpy": numpy_functions}
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or list(PARTS)
