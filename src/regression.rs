@@ -104,7 +104,8 @@ fn stirling<T: Float>(y: T) -> T {
 ///
 /// `FULL` is a type parameter, not a field: with a run-time flag LLVM if-converts the choice inside
 /// the vectorised loop, computing the Stirling term's two logarithms for every element and then
-/// discarding them (`full=False`, the default, ran at 2.6 times the cost of its one exponential).
+/// discarding them (`full=False`, the default, took 0.9–1.0 ns per element against 0.4–0.45 now;
+/// `examples/kernel_timing -- poisson 100000 value`).
 #[derive(Copy, Clone)]
 pub struct PoissonLogInput<const FULL: bool>;
 impl<T: Float, const FULL: bool> Term<T> for PoissonLogInput<FULL> {
