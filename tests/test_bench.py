@@ -68,14 +68,24 @@ def test_thread_scaling_workloads_agree():
     assert fl.get_num_threads() >= 1
 
 
-@pytest.mark.parametrize("bad", [["--sizes", "abc"], ["--repeat", "0"], ["--losses", "no_such_loss"]])
+@pytest.mark.parametrize("bad", [["--sizes", "abc"], ["--sizes", "1e3,0"], ["--repeat", "0"],
+                                 ["--reference-max-n", "-1"], ["--reference-max-n", "1e3,1e5"],
+                                 ["--losses", "no_such_loss"]])
 def test_bad_options_are_rejected(bad, capsys):
     try:
         code = bench.main(bad + ["--no-jax", "--no-torch"])
     except SystemExit as e:  # argparse's own errors
         code = e.code
     assert code not in (0, None)
-    assert bad[1] in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert bad[1].split(",")[-1] in err
+    if bad[0] != "--losses":
+        # argparse names the option the message is about
+        assert err.splitlines()[-1].startswith(f"fastloss bench: error: argument {bad[0]}: ")
+
+
+def test_reference_max_n_zero_means_no_reference():
+    assert bench._max_n("0") == 0 and bench._max_n("1e5") == 100_000
 
 
 def test_loops_script_runs_a_part_and_rejects_an_unknown_one():

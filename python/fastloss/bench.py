@@ -836,23 +836,24 @@ def report(header, rows, scaling_rows, compared, repeat, sample_ms, background, 
     return "\n".join(out)
 
 
+def _count(text: str, least: int = 1) -> int:
+    """An element count, written as an integer or in e-notation (1e6). argparse names the option."""
+    try:
+        v = float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number (e.g. 1000 or 1e6)") from None
+    if v < least or v != int(v):
+        kind = "a positive integer" if least == 1 else f"an integer of at least {least}"
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not {kind}")
+    return int(v)
+
+
 def _sizes(text: str) -> tuple[int, ...]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            v = float(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--sizes: {part!r} is not a number (use e.g. 1e3,1e5,1e6)") from None
-        if v < 1 or v != int(v):
-            raise argparse.ArgumentTypeError(f"--sizes: {part!r} is not a positive integer")
-        out.append(int(v))
-    return tuple(out)
+    return tuple(_count(part) for part in text.split(","))
 
 
-def _count(text: str) -> int:
-    (n,) = _sizes(text)
-    return n
+def _max_n(text: str) -> int:
+    return _count(text, least=0)  # 0: never time the reference, as --no-reference
 
 
 def _positive_ms(text: str) -> float:
@@ -890,7 +891,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-ms", type=_positive_ms, default=SAMPLE_SECONDS * 1e3,
                    help="minimum duration of one sample in ms (default 2)")
     p.add_argument("--no-reference", action="store_true", help="don't time fastloss.reference")
-    p.add_argument("--reference-max-n", type=_count, default=REFERENCE_MAX_N,
+    p.add_argument("--reference-max-n", type=_max_n, default=REFERENCE_MAX_N,
                    help="time fastloss.reference only up to this n (default 1e6; it is slow)")
     p.add_argument("--no-jax", action="store_true", help="don't time JAX even if installed")
     p.add_argument("--no-torch", action="store_true", help="don't time PyTorch even if installed")
