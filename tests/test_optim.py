@@ -354,6 +354,27 @@ def test_hyperparameters_edited_in_place_take_effect():
     assert_bitwise_equal(a, b)
 
 
+def test_hyperparameters_replaced_after_a_step_are_validated_and_used():
+    """The fast path reuses validated hyper-parameters while a group is unchanged: a replaced
+    value (equal or not, plain or a NumPy scalar) is picked up, an invalid one still rejected."""
+    p = np.zeros(2)
+    opt = fl.optim.SGD([p], lr=0.5)
+    opt.step([np.ones(2)])
+    opt.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="lr"):
+        opt.step([np.ones(2)])
+    assert_bitwise_equal(p, np.full(2, -0.5))
+    opt.param_groups[0]["lr"] = np.float64(0.25)
+    opt.step([np.ones(2)])
+    opt.param_groups[0]["lr"] = 0.125
+    opt.step([np.ones(2)])
+    assert_bitwise_equal(p, np.full(2, -0.875))
+    opt.param_groups[0]["nesterov"] = True  # without momentum
+    with pytest.raises(ValueError, match="nesterov"):
+        opt.step([np.ones(2)])
+    assert_bitwise_equal(p, np.full(2, -0.875))
+
+
 def test_adagrad_state_exists_at_construction():
     p = np.ones(3)
     opt = fl.optim.Adagrad([p], initial_accumulator_value=0.25)

@@ -84,6 +84,16 @@ def _unit(value, name):
 _PLAIN = frozenset({float, int, bool, str, type(None)})
 
 
+def _immutable(v):
+    return type(v) in _PLAIN or (type(v) is tuple and all(_immutable(x) for x in v))
+
+
+def _snapshot(keys, values):
+    """A group's values other than its params, in a form that a later in-place edit of one of them
+    cannot change."""
+    return tuple(v if type(v) in _PLAIN else _frozen(v) for k, v in zip(keys, values) if k != "params")
+
+
 def _frozen(v):
     """A snapshot of a hyper-parameter value that a later in-place edit cannot change."""
     if isinstance(v, np.ndarray):
@@ -104,7 +114,7 @@ class _GroupState:
         self.arrays = [[None] * n for _ in range(_SLOTS)]
         self.steps = [0.0] * n
         self.full = [n == 0] * _SLOTS
-        self.cache = None  # (snapshot of the group's values, (hyper, state lists)), see Optimizer._cached
+        self.cache = None  # (keys, values or None, snapshot or None, (hyper, state lists)): Optimizer._cached
 
 
 class Optimizer:
@@ -205,55 +215,68 @@ class Optimizer:
             if isinstance(grads, (np.ndarray, dict, str)) or not hasattr(grads, "__iter__"):
                 raise TypeError(f"grads: expected a list of arrays (one per parameter), got {type(grads).__name__}")
             grads = list(grads)
-        groups = self.param_groups
+        if self._fast:
+            # The direct call: each group's cached hyper-parameters and state, the gradients as
+            # they are (the kernel's binding checks them and rejects the step before writing
+            # anything if one is not a ready float array). Anything unusual (a group whose length
+            # changed, state to create, a gradient to convert or a wrong count) takes the
+            # checking path below, which also raises the errors.
+            calls = []
+            offset = 0
+            for group, st in zip(self.param_groups, self._gstates):
+                params = group["params"]
+                n = len(params)
+                cached = self._cached(group, st) if n == len(st.steps) else None
+                if cached is None:
+                    break
+                calls.append((cached[0], params, grads[offset:offset + n], cached[1], [s + 1.0 for s in st.steps]))
+                offset += n
+            else:
+                if offset == len(grads) and len(calls) == len(self.param_groups) and self._run(calls)[0] < 0:
+                    for call, st in zip(calls, self._gstates):
+                        self._commit_steps(st, None, call[4], call[0])
+                    return None
+        self._check_lengths(grads)
+        self._slow_step(grads, [self._hyper(group) for group in self.param_groups])
+        return None
+
+    def _check_lengths(self, grads):
         total = 0
-        for gi, group in enumerate(groups):
+        for gi, group in enumerate(self.param_groups):
             n = len(group["params"])
-            if n != len(self._gstates[gi].steps):
+            if gi >= len(self._gstates) or n != len(self._gstates[gi].steps):
                 raise ValueError(f"param_groups[{gi}]['params'] changed length; use add_param_group to add parameters")
             total += n
         if len(grads) != total:
             raise ValueError(f"grads: expected {total} gradients (one per parameter), got {len(grads)}")
-        if self._fast:
-            calls = []
-            offset = 0
-            for group, st in zip(groups, self._gstates):
-                params = group["params"]
-                n = len(params)
-                cached = self._cached(group, st)
-                if cached is None:
-                    break
-                hyper, states = cached
-                calls.append((hyper, params, grads[offset:offset + n], states, [s + 1.0 for s in st.steps]))
-                offset += n
-            else:
-                gi, _ = self._run(calls)
-                if gi < 0:
-                    for (hyper, _, _, _, steps), st in zip(calls, self._gstates):
-                        self._commit_steps(st, None, steps, hyper)
-                    return None
-        self._slow_step(grads, [self._hyper(group) for group in groups])
-        return None
 
     def _cached(self, group, st):
         """(hyper, state lists) for the fast path, or None when some state must be created first.
-        Validated hyper-parameters are reused while the group's values are unchanged (compared by a
-        snapshot of their values, so that in-place edits of a list or array count), since validating
-        costs more than a small step."""
-        key = tuple(v if type(v) in _PLAIN else _frozen(v) for k, v in group.items() if k != "params")
+        Validated hyper-parameters are reused while the group is unchanged, since validating costs
+        more than a small step. A group whose values are all immutable (numbers, strings, tuples of
+        them) is compared with its keys and values at validation: tuple comparisons that meet the
+        same objects and return at once. One holding a list or an array is compared by a snapshot
+        of its values, so that in-place edits count."""
+        keys, values = tuple(group), tuple(group.values())
         c = st.cache
         if c is not None:
+            same_keys, same_values, snapshot, result = c
             try:
-                if c[0] == key:
-                    return c[1]
+                if keys == same_keys and (values == same_values if snapshot is None
+                                          else _snapshot(keys, values) == snapshot):
+                    return result
             except Exception:  # noqa: BLE001  (a value whose == is not a bool: validate afresh)
                 pass
         hyper = self._hyper(group)
         used = self._used(hyper)
         if not all(st.full[k] for k in range(_SLOTS) if used[k]):
             return None
-        st.cache = (key, (hyper, [st.arrays[k] if used[k] else None for k in range(_SLOTS)]))
-        return st.cache[1]
+        result = (hyper, [st.arrays[k] if used[k] else None for k in range(_SLOTS)])
+        if all(_immutable(v) for k, v in zip(keys, values) if k != "params"):
+            st.cache = (keys, values, None, result)
+        else:
+            st.cache = (keys, None, _snapshot(keys, values), result)
+        return result
 
     def _slow_step(self, grads, hypers):
         # 1. Every gradient checked and converted (raises before any state is created).
