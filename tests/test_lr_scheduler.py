@@ -144,6 +144,85 @@ def test_sequential_warmup_then_cosine():
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
+# PyTorch 2.13's values (lr of the one group, from the construction on, one step at a time), for what the
+# golden cases do not cover: resuming with last_epoch and SequentialLR's less common arrangements.
+TORCH_RESUMED = {  # schedule built, stepped 3 times, then a new one built with last_epoch=3: lr and 8 steps
+    "exponential": (lambda o, e: S.ExponentialLR(o, gamma=0.9, last_epoch=e), [
+        0.07290000000000002, 0.06561000000000002, 0.05904900000000002, 0.05314410000000002, 0.04782969000000002,
+        0.043046721000000024, 0.03874204890000002, 0.03486784401000002, 0.03138105960900001]),
+    "cosine": (lambda o, e: S.CosineAnnealingLR(o, T_max=10, last_epoch=e), [
+        0.07938926261462367, 0.0606479999539898, 0.04190673729335593, 0.025000000000000015, 0.011582737316361029,
+        0.002968324397479629, 0.0, 0.0024471741852423235, 0.009549150281252666]),
+    "linear": (lambda o, e: S.LinearLR(o, start_factor=0.1, total_iters=10, last_epoch=e), [
+        0.03700000000000001, 0.04423913043478262, 0.05147826086956523, 0.05871739130434784, 0.06595652173913046,
+        0.07319565217391308, 0.0804347826086957, 0.0804347826086957, 0.0804347826086957]),
+    "polynomial": (lambda o, e: S.PolynomialLR(o, total_iters=10, last_epoch=e), [
+        0.07, 0.05833333333333334, 0.046666666666666676, 0.03500000000000001, 0.02333333333333333,
+        0.011666666666666665, 0.0, 0.0, 0.0]),
+    "warm_restarts": (lambda o, e: S.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=1, last_epoch=e), [
+        0.1, 0.08535533905932738, 0.05, 0.014644660940672627, 0.1, 0.08535533905932738, 0.05,
+        0.014644660940672627, 0.1]),
+    "warm_restarts_doubling": (lambda o, e: S.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2, last_epoch=e), [
+        0.1, 0.09619397662556434, 0.08535533905932738, 0.0691341716182545, 0.05, 0.030865828381745515,
+        0.014644660940672627, 0.0038060233744356634, 0.1]),
+}
+
+
+@pytest.mark.parametrize("name", list(TORCH_RESUMED))
+def test_resuming_with_last_epoch_gives_torchs_values(name):
+    """The initial step of a resumed schedule leaves the saved lr as it is (torch 2.13's
+    `_is_initial`); warm restarts wrap T_cur modulo T_i."""
+    make, want = TORCH_RESUMED[name]
+    opt = _opt()
+    sched = make(opt, -1)
+    for _ in range(3):
+        sched.step()
+    resumed = make(opt, 3)
+    assert resumed.last_epoch == 4
+    assert list(_run(resumed, opt, 8)[:, 0]) == want
+
+
+def test_sequential_with_a_milestone_at_zero_starts_with_the_second_schedule():
+    opt = _opt()
+    sched = S.SequentialLR(opt, [S.ConstantLR(opt, factor=0.5, total_iters=2), S.ExponentialLR(opt, gamma=0.9)],
+                           milestones=[0])
+    assert list(_run(sched, opt, 4)[:, 0]) == [0.1, 0.09000000000000001, 0.08100000000000002, 0.07290000000000002,
+                                               0.06561000000000002]
+
+
+def test_sequential_holding_composites():
+    """A SequentialLR or ChainedScheduler inside a SequentialLR: the initial steps of the schedules
+    they hold are undone too (torch's recursive undo)."""
+    opt = _opt()
+    inner = S.SequentialLR(opt, [S.ConstantLR(opt, factor=0.5, total_iters=2), S.ExponentialLR(opt, gamma=0.9)],
+                           milestones=[2])
+    sched = S.SequentialLR(opt, [inner, S.StepLR(opt, step_size=2, gamma=0.5)], milestones=[6])
+    assert list(_run(sched, opt, 5)[:, 0]) == [0.05, 0.1, 0.09000000000000001, 0.08100000000000002,
+                                               0.07290000000000002, 0.06561000000000002]
+    opt = _opt()
+    chained = S.ChainedScheduler([S.ConstantLR(opt, factor=0.5, total_iters=4), S.ExponentialLR(opt, gamma=0.9)])
+    sched = S.SequentialLR(opt, [chained, S.StepLR(opt, step_size=2)], milestones=[10])
+    assert list(_run(sched, opt, 5)[:, 0]) == [0.045000000000000005, 0.04050000000000001, 0.03645000000000001,
+                                               0.03280500000000001, 0.05904900000000002, 0.05314410000000002]
+
+
+def test_sequential_restarts_warm_restarts_without_resetting_its_cycle():
+    """At a milestone torch calls the schedule's `_update_lr(0)`: CosineAnnealingWarmRestarts has no
+    closed form, so it keeps the T_cur of its (undone) initial step."""
+    opt = _opt()
+    sched = S.SequentialLR(opt, [S.ConstantLR(opt, factor=0.5, total_iters=2), S.CosineAnnealingWarmRestarts(opt, T_0=3)],
+                           milestones=[4])
+    assert list(_run(sched, opt, 8)[:, 0]) == [0.05, 0.05, 0.1, 0.1, 0.1, 0.07500000000000001, 0.025000000000000012,
+                                               0.1, 0.07500000000000001]
+
+
+def test_integer_arguments_take_whole_floats():
+    opt = _opt()
+    assert S.StepLR(opt, step_size=2.0).step_size == 2
+    assert S.StepLR(opt, step_size=np.float32(3.0)).step_size == 3
+    assert S.MultiStepLR(opt, milestones=[2.0, np.int64(4)]).milestones == {2: 1, 4: 1}
+
+
 def test_state_dict_round_trip():
     def build():
         opt = _opt((0.1, 0.3))
@@ -184,7 +263,9 @@ def test_schedules_drive_the_optimizer():
 
 @pytest.mark.parametrize(("make", "exc", "match"), [
     (lambda o: S.StepLR(o, step_size=0), ValueError, r"step_size: got 0"),
-    (lambda o: S.StepLR(o, step_size=2.5), TypeError, r"step_size: expected an integer"),
+    (lambda o: S.StepLR(o, step_size=2.5), ValueError, r"step_size: got 2.5, expected a whole number"),
+    (lambda o: S.StepLR(o, step_size="2"), TypeError, r"step_size: expected an integer, got str"),
+    (lambda o: S.MultiStepLR(o, milestones=[2, float("inf")]), ValueError, r"milestones\[\]: got inf"),
     (lambda o: S.StepLR(o, step_size=2, gamma="x"), TypeError, r"gamma: expected a real number"),
     (lambda o: S.CosineAnnealingLR(o, T_max=0), ValueError, r"T_max: got 0"),
     (lambda o: S.CosineAnnealingWarmRestarts(o, T_0=0), ValueError, r"T_0: got 0"),
@@ -199,6 +280,8 @@ def test_schedules_drive_the_optimizer():
     (lambda o: S.SequentialLR(o, [S.StepLR(o, 2)], milestones=[3]), ValueError, r"milestones: expected 0"),
     (lambda o: S.SequentialLR(o, [S.StepLR(_opt(), 2)], milestones=[]), ValueError, r"different optimizer"),
     (lambda o: S.SequentialLR(o, [], milestones=[]), ValueError, r"at least one"),
+    (lambda o: S.SequentialLR(o, [S.StepLR(o, 2), S.ChainedScheduler([S.StepLR(o, 3)])], milestones=[2]), TypeError,
+     r"schedulers\[1\]: a ChainedScheduler can only come first"),
     (lambda o: S.ConstantLR(o, factor=1.5), ValueError, r"factor: got 1.5"),
     (lambda o: S.LambdaLR(o, 0.5), TypeError, r"lr_lambda: expected a function"),
     (lambda o: S.LambdaLR(o, [abs, abs]), ValueError, r"lr_lambda: expected 1 functions"),
@@ -434,7 +517,7 @@ def test_plateau_state_dict_round_trip():
     (lambda o: S.ReduceLROnPlateau(o, threshold_mode="pct"), ValueError, r"threshold_mode: got 'pct'"),
     (lambda o: S.ReduceLROnPlateau(o, threshold=None), TypeError, r"threshold: expected a real number"),
     (lambda o: S.ReduceLROnPlateau(o, patience=-1), ValueError, r"patience: got -1"),
-    (lambda o: S.ReduceLROnPlateau(o, patience=1.5), TypeError, r"patience: expected an integer"),
+    (lambda o: S.ReduceLROnPlateau(o, patience=1.5), ValueError, r"patience: got 1.5, expected a whole number"),
     (lambda o: S.ReduceLROnPlateau(o, cooldown=-2), ValueError, r"cooldown: got -2"),
     (lambda o: S.ReduceLROnPlateau(o, min_lr=[0.1, 0.2]), ValueError, r"min_lr: expected 1 values"),
     (lambda o: S.ReduceLROnPlateau(o, min_lr="0"), TypeError, r"min_lr: expected a real number"),

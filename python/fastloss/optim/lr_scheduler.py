@@ -1,7 +1,9 @@
 """Learning-rate schedules with torch.optim.lr_scheduler's semantics, value for value.
 
 As in torch, constructing a schedule records each group's `initial_lr` and performs an initial step
-(epoch 0); `step()` then moves one epoch on and writes the new lr into `optimizer.param_groups`.
+(epoch 0; when resuming with `last_epoch=k`, epoch k + 1, in which the recursive schedules leave the
+saved lr as it is, as torch 2.13's do); `step()` then moves one epoch on and writes the new lr into
+`optimizer.param_groups`.
 Most schedules use torch's *recursive* ("chainable") form, which scales the group's current lr, so
 their values carry torch's float64 rounding (and compound with external lr edits, as in torch).
 `get_last_lr()` returns a list with one lr per group.
@@ -19,6 +21,7 @@ Three schedules differ from that pattern, as in torch:
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 import types
 from bisect import bisect_right
@@ -46,8 +49,14 @@ __all__ = [
 
 
 def _int_arg(value, name, minimum):
+    """An integer argument; a float with an integral value (2.0, as configuration files give) is
+    taken as that integer, as torch's arithmetic would."""
     if isinstance(value, bool):
         raise TypeError(f"{name}: expected an integer, got bool")
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        if not float(value).is_integer():  # (False for inf and NaN)
+            raise ValueError(f"{name}: got {value!r}, expected a whole number")
+        value = int(value)
     try:
         value = operator.index(value)
     except TypeError:
@@ -64,6 +73,10 @@ def _check_optimizer(optimizer):
 
 class LRScheduler:
     """Base class (torch's LRScheduler): subclasses define `get_lr()` for the epoch `last_epoch`."""
+
+    # True during the step taken at construction. The recursive schedules that check it (as torch's
+    # do) leave the lr as it is then: a fresh start's epoch 0, or a resumed run's lr as saved.
+    _is_initial = False
 
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -83,7 +96,11 @@ class LRScheduler:
 
     def _initial_step(self):
         self._step_count = 0
-        self.step()
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self):
         raise NotImplementedError
@@ -95,6 +112,10 @@ class LRScheduler:
     def step(self, epoch=None):
         """Moves to the next epoch (or, deprecated as in torch, to `epoch` via the closed form)."""
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
+        """The work of `step` without counting the call (SequentialLR restarts a schedule with it)."""
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
@@ -159,7 +180,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        if self.last_epoch == 0:
+        if self._is_initial:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
 
@@ -178,7 +199,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self):
         t, T, eta = self.last_epoch, self.T_max, self.eta_min
-        if t == 0:
+        if self._is_initial:
             return self._lrs()
         if self._step_count == 1 and t > 0:
             return [eta + (base - eta) * (1 + math.cos(t * math.pi / T)) / 2 for base in self.base_lrs]
@@ -215,7 +236,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             epoch = self.last_epoch + 1
             self.T_cur = self.T_cur + 1
             if self.T_cur >= self.T_i:
-                self.T_cur = self.T_cur - self.T_i
+                self.T_cur = self.T_cur % self.T_i  # (a resumed run may start past T_i)
                 self.T_i = self.T_i * self.T_mult
         else:
             if epoch < 0:
@@ -256,7 +277,7 @@ class LinearLR(LRScheduler):
         t, s, e, T = self.last_epoch, self.start_factor, self.end_factor, self.total_iters
         if t == 0:
             return [lr * s for lr in self._lrs()]
-        if t > T:
+        if self._is_initial or t > T:
             return self._lrs()
         return [lr * (1.0 + (e - s) / (T * s + (t - 1) * (e - s))) for lr in self._lrs()]
 
@@ -275,7 +296,7 @@ class PolynomialLR(LRScheduler):
 
     def get_lr(self):
         t, T = self.last_epoch, self.total_iters
-        if t == 0 or t > T:
+        if self._is_initial or t > T:
             return self._lrs()
         factor = ((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power
         return [lr * factor for lr in self._lrs()]
@@ -410,7 +431,10 @@ class _Composite(LRScheduler):
 
 class SequentialLR(_Composite):
     """Runs `schedulers` one after another, switching at `milestones` (len(schedulers) − 1 epochs);
-    at a switch the next schedule restarts from epoch 0 (torch calls its step(0))."""
+    at a switch the next schedule restarts from epoch 0 (its closed form where it has one, as torch's
+    `_update_lr(0)`). Construction resets every group's lr to its `initial_lr`, undoes the initial
+    step of every schedule it holds (of nested ones too) and takes one with the schedule that runs at
+    epoch 0."""
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         _check_optimizer(optimizer)
@@ -422,6 +446,11 @@ class SequentialLR(_Composite):
                 raise TypeError(f"schedulers[{i}]: expected an LR scheduler, got {type(s).__name__}")
             if s.optimizer is not optimizer:
                 raise ValueError(f"schedulers[{i}]: was built on a different optimizer")
+            if i > 0 and isinstance(s, _Composite):
+                # torch accepts it, then raises NotImplementedError at the milestone: a composite
+                # has no lr of its own to restart from epoch 0.
+                raise TypeError(f"schedulers[{i}]: a {type(s).__name__} can only come first in a SequentialLR "
+                                "(it cannot be restarted at a milestone)")
         milestones = [_int_arg(m, "milestones[]", 0) for m in milestones]
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"milestones: expected {len(schedulers) - 1} milestones for {len(schedulers)} "
@@ -432,20 +461,29 @@ class SequentialLR(_Composite):
         self.last_epoch = last_epoch + 1
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
-        for s in schedulers:  # undo the initial step each one took
-            s.last_epoch -= 1
-        schedulers[0]._initial_step()
-        self._last_lr = schedulers[0].get_last_lr()
+        _undo_initial_steps(self)
+        first = schedulers[bisect_right(milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
 
     def step(self):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
         if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            scheduler.step(0)
+            scheduler._update_lr(0)
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
+
+
+def _undo_initial_steps(scheduler):
+    """Moves every schedule a composite holds, at any depth, one epoch back (not the composites)."""
+    if isinstance(scheduler, _Composite):
+        for s in scheduler._schedulers:
+            _undo_initial_steps(s)
+    elif hasattr(scheduler, "last_epoch"):
+        scheduler.last_epoch -= 1
 
 
 class ConstantLR(LRScheduler):
