@@ -105,6 +105,9 @@ impl<T: Float> Term<T> for BceLogitsPosWeight {
 /// How the focal loss raises q = 1 − p_t to γ: small integer exponents by multiplication (exact
 /// where PyTorch's `pow` is, and the usual γ = 2), any other γ as e^(γ·log q).
 pub trait FocalPower<T: Float>: Copy + Send + Sync {
+    /// γ = 0: q^γ is the constant 1, and PyTorch's `pow` backward passes nothing through it (not
+    /// even an infinite upstream gradient, which a product with its 0 would turn into NaN).
+    const CONSTANT: bool = false;
     /// (q^γ, γ·q^(γ−1)), with PyTorch's `pow` backward: 0 for γ = 0.
     fn pow(&self, q: T) -> (T, T);
 }
@@ -113,6 +116,7 @@ pub trait FocalPower<T: Float>: Copy + Send + Sync {
 #[derive(Copy, Clone)]
 pub struct IntPower<const N: u8>;
 impl<T: Float, const N: u8> FocalPower<T> for IntPower<N> {
+    const CONSTANT: bool = N == 0;
     #[inline(always)]
     fn pow(&self, q: T) -> (T, T) {
         match N {
@@ -169,7 +173,9 @@ impl<T: Float, P: FocalPower<T>> Term<T> for Focal<T, P> {
         let at = self.a * y + self.b * (T::ONE - y);
         let dq = s * sn * (T::ONE - T::TWO * y);
         let l = at * (ce * qg);
-        let d = at * (s_minus_y * qg + ce * (dqg * dq));
+        // ce·(dqg·dq): the path through q^γ, none for γ = 0 (where ce may be infinite: x = ±∞).
+        let through_q = if P::CONSTANT { T::ZERO } else { ce * (dqg * dq) };
+        let d = at * (s_minus_y * qg + through_q);
         (l, d, T::ZERO)
     }
 }

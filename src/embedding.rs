@@ -262,7 +262,8 @@ fn coefficient<T: Float>(norm: PNorm, x: &[T], y: &[T], eps: T, dist: f64, g: f6
     }
 }
 
-/// ∂distance/∂u_i times the row's coefficient `c`: u·c (p = 2), sign(u)·c (p = 1),
+/// ∂distance/∂u_i times the row's coefficient `c`: u·c (p = 2), sign(u)·c (p = 1, torch's sign: 0
+/// for a NaN u_i),
 /// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0), sign(u)·c where |u| attains the max or is NaN and
 /// 0 elsewhere (p = ∞). In float64: a float32 coefficient such as g/‖u‖ can
 /// under- or overflow where the product does not (‖u‖ near 1e±38).
@@ -270,7 +271,7 @@ fn coefficient<T: Float>(norm: PNorm, x: &[T], y: &[T], eps: T, dist: f64, g: f6
 fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
     match norm {
         PNorm::Two => u * c,
-        PNorm::One => u.signum0() * c,
+        PNorm::One => u.sgn() * c,
         PNorm::Real(p) => {
             let a = u.abs();
             let t = powf(a / dist, p - 1.0);
@@ -301,7 +302,7 @@ fn apply_narrow<T: Float>(norm: PNorm, u: T, dist: T, c: T) -> T {
             let a = u.abs();
             u.signum0() * if a == dist || a.is_nan() { c } else { T::ZERO }
         }
-        _ => u.signum0() * c,
+        _ => u.sgn() * c, // p = 1
     }
 }
 
@@ -652,10 +653,11 @@ fn cosine_block<T: Float>(
         // √A·√B rather than √(A·B): the product overflows float64 for float64 inputs near 1e77.
         let denom = ma.sqrt() * mb.sqrt();
         let cos = s12 / denom;
-        let similar = target[r] > T::ZERO;
+        // Target 1: 1 − cos; −1: max(0, cos − margin); any other value: 0 (as torch's two wheres).
+        let (similar, dissimilar) = (target[r] == T::ONE, target[r] == -T::ONE);
         let pre = cos - margin;
-        let l = if similar { 1.0 - cos } else if pre >= 0.0 { pre } else { 0.0 };
-        let l = if pre.is_nan() { pre } else { l };
+        let l = if similar { 1.0 - cos } else if dissimilar && pre >= 0.0 { pre } else { 0.0 };
+        let l = if dissimilar && pre.is_nan() { pre } else { l };
         let loss = canon(T::from_f64(l));
         if !value.is_empty() {
             value[k] = loss;
@@ -664,7 +666,7 @@ fn cosine_block<T: Float>(
         if want_grad {
             let g = factor.at(r).to_f64();
             // ∂loss/∂cos: −1 (y = 1); +1 where cos − margin ≥ 0 (clamp_min passes at the boundary).
-            let s = if similar { -g } else if pre >= 0.0 { g } else { 0.0 };
+            let s = if similar { -g } else if dissimilar && pre >= 0.0 { g } else { 0.0 };
             // ∂cos/∂x1 = x2/denom − cos·x1/A, ∂cos/∂x2 = x1/denom − cos·x2/B.
             // Kept in float64: for float32 inputs near 1e±30 these under- or overflow float32.
             let (c12, c11, c22) = (s / denom, s * cos / ma, s * cos / mb);
@@ -716,8 +718,8 @@ impl<T: Float> Term<T> for MarginRanking<T> {
     }
 }
 
-/// x for y = 1, max(0, margin − x) for y = −1 (the caller checks y ∈ {1, −1}); ∂ = 1, or −1 where
-/// margin − x ≥ 0.
+/// x for y = 1, max(0, margin − x) for y = −1; ∂ = 1, or −1 where margin − x ≥ 0. Written as torch's
+/// where(y ≠ 1, max(0, margin − x), 0) + where(y ≠ −1, x, 0), so any other target gets both terms.
 #[derive(Copy, Clone)]
 pub struct HingeEmbedding<T> {
     pub margin: T,
@@ -726,9 +728,9 @@ impl<T: Float> Term<T> for HingeEmbedding<T> {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let h = self.margin - x;
-        let pos = y > T::ZERO;
-        let l = if pos { x } else { h.clamp_min(T::ZERO) };
-        let d = if pos { T::ONE } else if h >= T::ZERO { -T::ONE } else { T::ZERO };
+        let (hinge, linear) = (y != T::ONE, y != -T::ONE);
+        let l = if hinge { h.clamp_min(T::ZERO) } else { T::ZERO } + if linear { x } else { T::ZERO };
+        let d = if linear { T::ONE } else { T::ZERO } + if hinge && h >= T::ZERO { -T::ONE } else { T::ZERO };
         (l, d, T::ZERO)
     }
 }

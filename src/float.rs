@@ -178,6 +178,18 @@ pub trait Float:
     /// zero result is either). A max, not a select: a select that keeps a stored value is
     /// compiled to a masked store, which is slow on AMD processors.
     fn max_num(self, o: Self) -> Self;
+    /// torch's `sign`, the subgradient its l1 loss and p = 1 norm pass back: −1 or +1, and +0 for
+    /// ±0 and for NaN (so a NaN element's gradient is 0 there, as in torch).
+    #[inline(always)]
+    fn sgn(self) -> Self {
+        if self > Self::ZERO {
+            Self::ONE
+        } else if self < Self::ZERO {
+            -Self::ONE
+        } else {
+            Self::ZERO
+        }
+    }
     /// The sign of `self` as −1, 0 or +1; NaN stays NaN.
     #[inline(always)]
     fn signum0(self) -> Self {

@@ -1035,18 +1035,20 @@ impl<T: Float> MultiMargin<'_, T> {
 // Multilabel soft margin
 // ------------------------------------------------------------------------------------------------
 
-/// log σ(x), log σ(−x) and σ(x) from `Float::logistic_with` (e = x.exp_neg_abs()):
-/// log σ(x) = min(x, 0) − log1p(e^−|x|), no overflow for any x. A NaN x makes all three NaN.
+/// log σ(x), log σ(−x), σ(x) and σ(−x) from `Float::logistic_with` (e = x.exp_neg_abs()):
+/// log σ(x) = min(x, 0) − log1p(e^−|x|), no overflow for any x. A NaN x makes all four NaN.
 #[inline(always)]
-fn log_sigmoid_parts<T: Float>(x: T, e: (T, T)) -> (T, T, T) {
-    let (sp, sig, _) = x.logistic_with(e);
+fn log_sigmoid_parts<T: Float>(x: T, e: (T, T)) -> (T, T, T, T) {
+    let (sp, sig, sig_neg) = x.logistic_with(e);
     let ls_pos = if x < T::ZERO { x } else { T::ZERO } - sp;
     let ls_neg = if x > T::ZERO { -x } else { T::ZERO } - sp;
-    (ls_pos, ls_neg, sig)
+    (ls_pos, ls_neg, sig, sig_neg)
 }
 
 /// PyTorch's multilabel_soft_margin_loss on rows of c logits (class axis last): per row
-/// Σ_j w_j·−(y_j·log σ(x_j) + (1 − y_j)·log σ(−x_j)) / c; gradient w_j·(σ(x_j) − y_j)·factor/c.
+/// Σ_j w_j·−(y_j·log σ(x_j) + (1 − y_j)·log σ(−x_j)) / c; gradient
+/// w_j·(σ(x_j)·(1 − y_j) − σ(−x_j)·y_j)·factor/c, which is σ(x_j) − y_j without its cancellation
+/// for confident logits (x = 15, y = 1: σ(x) − 1 keeps none of the digits of −σ(−15)).
 /// `weight` has length c (per class) or rows·c (per element).
 #[allow(clippy::too_many_arguments)]
 pub fn multilabel_soft_margin<T: Float>(
@@ -1141,10 +1143,10 @@ impl<T: Float> MultiLabel<'_, T> {
                 }
                 let gs = if GRAD { &mut gr[r] } else { &mut [][..] };
                 for j in 0..b.len() {
-                    let (lp, ln, sig) = log_sigmoid_parts(xs[j], (e_hi[j], e_lo[j]));
+                    let (lp, ln, sig, sig_neg) = log_sigmoid_parts(xs[j], (e_hi[j], e_lo[j]));
                     b[j] = -(ys[j] * lp + (T::ONE - ys[j]) * ln) * ws[j];
                     if GRAD {
-                        gs[j] = ws[j] * (sig - ys[j]) * sc;
+                        gs[j] = ws[j] * (sig * (T::ONE - ys[j]) - sig_neg * ys[j]) * sc;
                     }
                 }
             });

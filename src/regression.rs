@@ -15,14 +15,14 @@ impl<T: Float> Term<T> for Mse {
     }
 }
 
-/// |x − y|, subgradient 0 at x = y.
+/// |x − y|, subgradient 0 at x = y, and 0 where x − y is NaN (torch's sign).
 #[derive(Copy, Clone)]
 pub struct L1;
 impl<T: Float> Term<T> for L1 {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
         let r = x - y;
-        (r.abs(), r.signum0(), T::ZERO)
+        (r.abs(), r.sgn(), T::ZERO)
     }
 }
 

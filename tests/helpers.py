@@ -481,8 +481,8 @@ def make_inputs(spec, rng, shape, dtype, adversarial=False):
 
 
 def var_full(var, shape):
-    """gaussian_nll_loss's var broadcast to the input's shape, following API.md / PyTorch: the same
-    shape, a 0-d var, the input's shape without its last dim, or a trailing dim of 1."""
+    """gaussian_nll_loss's var broadcast to the input's shape, following PyTorch 2.13: the same shape, a
+    0-d var, the input's shape without its last dim, or the input's with one dim of 1 where it differs."""
     var = np.asarray(var)
     if var.shape == tuple(shape) or var.ndim == 0:
         return np.broadcast_to(var, shape)
@@ -498,7 +498,9 @@ def sum_to_var(a, var_shape):
         return a
     if len(var_shape) == 0:
         return a.sum()
-    return a.sum(axis=-1).reshape(var_shape)
+    if len(var_shape) < a.ndim:
+        return a.sum(axis=-1).reshape(var_shape)
+    return a.sum(axis=tuple(i for i, (v, s) in enumerate(zip(var_shape, a.shape)) if v != s), keepdims=True)
 
 
 def summation_gamma(n):

@@ -520,6 +520,16 @@ def test_focal_gamma_zero_alpha_negative_is_bce_with_logits():
     np.testing.assert_allclose(a[1], b[1], rtol=1e-15, atol=1e-300)
 
 
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_focal_gamma_zero_at_infinite_logits(impl, dtype):
+    """γ = 0: no gradient through (1 − p_t)^0, even where the BCE term is infinite (x = ±inf with the
+    wrong label): PyTorch 2.13 gives [0.75, −0.25] here, not NaN."""
+    x, y = np.array([np.inf, -np.inf], dtype), np.array([0.0, 1.0], dtype)
+    g = impl.sigmoid_focal_loss.grad(x, y, gamma=0.0, reduction="sum")
+    np.testing.assert_array_equal(g, np.array([0.75, -0.25], dtype))
+
+
 def test_bce_log_clamp():
     x, y = np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0])
     np.testing.assert_array_equal(fl.binary_cross_entropy(x, y, reduction="none"), [100, 100, 0, 0])

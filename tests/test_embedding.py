@@ -624,6 +624,19 @@ def test_inf_norm_shares_the_gradient_among_ties(impl, dtype):
     assert np.isnan(value)
 
 
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_triplet_p1_with_a_nan_row_is_torchs(impl):
+    """A NaN anchor element: its row's loss is NaN and clamp_min passes no gradient there (NaN ≥ 0 is
+    false); the other row's p = 1 gradients are torch's signs. Values from PyTorch 2.13."""
+    a = np.array([[np.nan, 1.0, 2.0], [0.5, 1.0, -2.0]])
+    p, n = np.zeros((2, 3)), np.ones((2, 3))
+    value, (ga, gp, gn) = impl.triplet_margin_loss.value_and_grad(a, p, n, p=1.0, eps=0.0, reduction="sum")
+    assert np.isnan(value)
+    np.testing.assert_array_equal(ga, [[0.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(gp, [[0.0, 0.0, 0.0], [-1.0, -1.0, 1.0]])
+    np.testing.assert_array_equal(gn, [[0.0, 0.0, 0.0], [-1.0, 0.0, -1.0]])
+
+
 def test_swap_tie_splits_the_gradient():
     # d(a,n) = d(p,n): torch.min gives half of the gradient to each.
     a, p, n = np.array([[0.0, 0.0]]), np.array([[2.0, 0.0]]), np.array([[1.0, 5.0]])
@@ -651,6 +664,8 @@ def _bad_calls():
         ("triplet_margin_loss", (x, x, x), {"p": -1.0}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"p": math.nan}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"swap": 1}, TypeError, "swap"),
+        ("triplet_margin_loss", (x, x, x), {"margin": 0.0}, ValueError, r"margin: got 0.0, expected a number > 0"),
+        ("triplet_margin_loss", (x, x, x), {"margin": -1.0}, ValueError, r"margin: got -1.0"),
         ("triplet_margin_loss", (x, x, x), {"margin": "1"}, TypeError, "margin"),
         ("triplet_margin_loss", (x, x, x.astype(complex)), {}, TypeError, "negative.*complex"),
         ("triplet_margin_loss", (x, x, x), {"reduction": "avg"}, ValueError, "reduction"),
@@ -660,22 +675,50 @@ def _bad_calls():
         ("contrastive_loss", (x, x, np.zeros(4)), {}, ValueError, r"target.*\(4,\)"),
         ("contrastive_loss", (x, y3, zo), {}, ValueError, r"input2.*\(2, 4\)"),
         ("contrastive_loss", (x, x, zo), {"eps": None}, TypeError, "eps"),
-        ("cosine_embedding_loss", (x, x, np.array([1.0, 0.0, -1.0])), {}, ValueError, r"target.*1 or -1.*0"),
         ("cosine_embedding_loss", (x, x, np.array([[1.0], [1.0], [1.0]])), {}, ValueError, r"target.*\(3, 1\)"),
         ("cosine_embedding_loss", (x[0], x[0], pm), {}, ValueError, r"target.*\(3,\)"),
         ("cosine_embedding_loss", (x, x, pm.astype(complex)), {}, TypeError, "target.*complex"),
         ("cosine_embedding_loss", (x, x, pm), {"grad_output": np.ones(4), "reduction": "none"}, ValueError,
          r"grad_output.*\(4,\)"),
-        ("margin_ranking_loss", (pm, pm, np.array([1.0, 2.0, 1.0])), {}, ValueError, r"target.*2"),
         ("margin_ranking_loss", (pm, pm[:2], pm), {}, ValueError, r"input2.*\(2,\)"),
         ("margin_ranking_loss", (pm, pm, pm[:2]), {}, ValueError, r"target.*\(2,\)"),
         ("margin_ranking_loss", (pm, pm, pm), {"margin": [1]}, TypeError, "margin"),
-        ("hinge_embedding_loss", (pm, np.array([1.0, 0.0, -1.0])), {}, ValueError, r"target.*0"),
         ("hinge_embedding_loss", (pm, pm[:1]), {}, ValueError, r"target.*\(1,\)"),
         ("hinge_embedding_loss", (np.array(["a", "b", "c"]), pm), {}, TypeError, "input"),
         ("hinge_embedding_loss", (pm, pm), {"reduction": "batchmean"}, ValueError, "reduction"),
     ]
     return [pytest.param(*c, id=f"{c[0]}-{i}") for i, c in enumerate(calls)]
+
+
+def test_targets_other_than_plus_minus_one_follow_torch():
+    """torch computes these losses for any target value: hinge_embedding_loss gives a target that is
+    neither 1 nor −1 both terms, cosine_embedding_loss gives it 0, margin_ranking_loss puts it in its
+    formula. Values from PyTorch 2.13; gradients against the reference and by hand."""
+    x = np.array([0.3, -0.2], np.float32)
+    got = fl.hinge_embedding_loss(x, np.zeros(2, np.float32), reduction="none")
+    np.testing.assert_array_equal(got, np.array([1.0, 1.0], np.float32))  # (1 − x) + x
+    g = fl.hinge_embedding_loss.grad(x, np.zeros(2, np.float32), reduction="sum")
+    np.testing.assert_array_equal(g, np.zeros(2, np.float32))  # 1 − 1
+    got = fl.margin_ranking_loss(x, -x, np.zeros(2, np.float32), reduction="none")
+    np.testing.assert_array_equal(got, np.zeros(2, np.float32))
+    a = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    b = np.array([[0.8, 0.6], [1.0, 0.0]], np.float32)
+    got = fl.cosine_embedding_loss(a, b, np.array([1.0, 0.0], np.float32), reduction="none")
+    np.testing.assert_allclose(got, np.array([0.2, 0.0], np.float32), rtol=1e-6)
+    g1, g2 = fl.cosine_embedding_loss.grad(a, b, np.array([0.0, 2.0], np.float32), reduction="sum")
+    assert not g1.any() and not g2.any()
+    rng = np.random.default_rng(5)
+    t = rng.choice(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), size=64)
+    u, v = rng.standard_normal(64), rng.standard_normal(64)
+    for name, args in [("hinge_embedding_loss", (u, t)), ("margin_ranking_loss", (u, v, t)),
+                       ("cosine_embedding_loss", (rng.standard_normal((64, 5)), rng.standard_normal((64, 5)), t))]:
+        for reduction in ("none", "sum"):
+            want_v, want_g = getattr(fl.reference, name).value_and_grad(*args, reduction=reduction)
+            got_v, got_g = getattr(fl, name).value_and_grad(*args, reduction=reduction)
+            np.testing.assert_allclose(got_v, want_v, rtol=1e-13, atol=1e-15)
+            for gg, wg in zip(got_g if isinstance(got_g, tuple) else (got_g,),
+                              want_g if isinstance(want_g, tuple) else (want_g,)):
+                np.testing.assert_allclose(gg, wg, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("name,args,kwargs,exc,match", _bad_calls())

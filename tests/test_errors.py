@@ -107,7 +107,7 @@ def _bad_calls():
         ValueError, "var.*negative")
     add("var-negative-0d", "gaussian_nll_loss", [x, y, np.array(-1.0)], {}, ValueError, "var.*negative")
     X, Y = np.ones((3, 4)), np.zeros((3, 4))
-    for shape in ((4,), (3, 2), (1, 4), (2, 4, 1), (3, 4, 1), (12,)):
+    for shape in ((4,), (3, 2), (2, 4), (1, 1), (2, 4, 1), (3, 4, 1), (12,)):
         add(f"var-shape-{shape}", "gaussian_nll_loss", [X, Y, np.ones(shape)], {}, ValueError,
             rf"var.*{re.escape(str(shape))}")
     return calls

@@ -197,8 +197,11 @@ def _ml_bound(args, kwargs, grad_output, dtype):
         vb = np.where(big.any(axis=-1) if c else False, np.inf, vb)
         rows = x.size // c if c else 0
         sig = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        sig_neg = np.where(x <= 0, 1 / (1 + e), e / (1 + e))
         f = _sample_factor(kwargs, grad_output, x.shape[:-1], rows).reshape(x.shape[:-1] + (1,))
-        gb = w * (np.abs(sig) + np.abs(t)) / c * f
+        # The gradient is σ(x)·(1 − t) − σ(−x)·t: its error scales with those two terms, not with σ(x) + |t|
+        # (which let σ(x) − t, cancelling for confident logits, pass).
+        gb = w * (np.abs(sig * (1 - t)) + np.abs(sig_neg * t)) / c * f
     return vb.reshape(-1), gb, None, rows
 
 
@@ -498,6 +501,16 @@ def test_multilabel_soft_margin_loss(shape, dtype):
         for reduction in REDUCTIONS:
             for go in _grad_outputs(rng, shape[:-1], dtype, reduction) if x.size < 10_000 else [None]:
                 check("multilabel_soft_margin_loss", args, {**kw, "reduction": reduction}, go)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_multilabel_gradient_of_confident_logits_is_accurate(dtype):
+    """x = 15, 17 (30, 40 in float64) with target 1: the gradient is −σ(−x)/C, tiny; σ(x) − 1 would keep
+    none of its digits (a 44% error in float32 before the fix, found against PyTorch)."""
+    x = np.array([[15.0, 17.0]] if dtype == np.float32 else [[30.0, 40.0]], dtype)
+    g = fl.multilabel_soft_margin_loss.grad(x, np.ones_like(x), reduction="sum")
+    want = -1 / (1 + np.exp(x.astype(np.float64))) / 2
+    np.testing.assert_allclose(g, want, rtol=4 * np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])

@@ -188,8 +188,23 @@ def test_nan_and_inf_propagate(name, dtype):
     _check_all(name, args, dtype, rng)
     v, g = spec.fast.value_and_grad(*args, reduction="none")
     g = g if isinstance(g, tuple) else (g,)
-    assert np.isnan(v[[3, 17, 8]]).all() and np.isnan(g[0][[3, 17, 8]]).all()
+    assert np.isnan(v[[3, 17, 8]]).all()
+    if name == "l1_loss":  # torch's sign(NaN) is 0, and so is its l1 gradient there
+        assert (g[0][[3, 17, 8]] == 0).all()
+    else:
+        assert np.isnan(g[0][[3, 17, 8]]).all()
     assert np.isnan(spec.fast(*args, reduction="mean")) and np.isnan(spec.fast(*args, reduction="sum"))
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_l1_gradient_is_torchs_sign(impl, dtype):
+    """PyTorch's l1 gradient is sign(x − y) with sign(NaN) = 0 (inf − inf included); smooth_l1 with
+    beta = 0 is l1. Values from PyTorch 2.13."""
+    x, y = np.array([np.inf, np.nan, 2.0, -0.0], dtype), np.array([np.inf, 1.0, 1.0, 0.0], dtype)
+    want = np.array([0.0, 0.0, 1.0, 0.0], dtype)
+    np.testing.assert_array_equal(impl.l1_loss.grad(x, y, reduction="sum"), want)
+    np.testing.assert_array_equal(impl.smooth_l1_loss.grad(x, y, beta=0.0, reduction="sum"), want)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -423,12 +438,15 @@ def test_option_values(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
-@pytest.mark.parametrize("var_shape", ["same", "one dim short", "trailing 1", "0-d"])
+@pytest.mark.parametrize("var_shape", ["same", "one dim short", "trailing 1", "leading 1", "middle 1", "0-d"])
 def test_gaussian_var_shapes(dtype, var_shape):
-    """The three var shapes of PyTorch (and a 0-d var): gradients come back in var's shape."""
+    """The var shapes of PyTorch 2.13 (and a 0-d var, as torch's float var): the input's, one dim short,
+    one dim of 1 where the input's differs; gradients come back in var's shape."""
     rng = np.random.default_rng(13)
-    x, y, v = make_inputs(SPECS["gaussian_nll_loss"], rng, (6, 7), dtype)
-    var = {"same": v, "one dim short": v[:, 0], "trailing 1": v[:, :1], "0-d": v[0, 0].reshape(())}[var_shape]
+    shape = (3, 4, 5) if var_shape == "middle 1" else (6, 7)
+    x, y, v = make_inputs(SPECS["gaussian_nll_loss"], rng, shape, dtype)
+    var = {"same": v, "one dim short": v[..., 0], "trailing 1": v[..., :1], "leading 1": v[:1],
+           "middle 1": v[:, :1], "0-d": v.flat[0].reshape(())}[var_shape]
     _check_all("gaussian_nll_loss", [x, y, var], dtype, rng, what=f"var {var_shape}")
     # Same value and input-gradient as the explicitly broadcast var.
     full = var_full(var, x.shape).copy()

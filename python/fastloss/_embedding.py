@@ -26,7 +26,6 @@ from ._args import (
 )
 from ._loss import losses
 
-PM_ONE = (1.0, -1.0)
 ZERO_ONE = (0.0, 1.0)
 
 
@@ -40,7 +39,7 @@ def check_targets(t, allowed, name="target"):
 
 def row_arrays(named, target=None, allowed=None):
     """Converts the row-wise losses' inputs: every array in `named` (the float inputs) with one
-    shape, (N, D) or (D,), and a target of shape (N,) or () with values in `allowed`.
+    shape, (N, D) or (D,), and a target of shape (N,) or () (with values in `allowed` unless None).
 
     Returns (dtype, inputs, target array or None, nrows, d, value shape)."""
     args = dict(named)
@@ -63,7 +62,8 @@ def row_arrays(named, target=None, allowed=None):
         if t.shape != value_shape:
             raise ValueError(f"target: shape {t.shape} does not match the loss's shape {value_shape} "
                              f"(one target per row of {first})")
-        check_targets(t, allowed)
+        if allowed is not None:
+            check_targets(t, allowed)
     return dtype, xs, t, nrows, d, value_shape
 
 
@@ -89,7 +89,7 @@ def _rows(kernel, named, target, allowed, options, reduction, want_value, want_g
 
 
 def triplet_options(margin, p, eps, swap):
-    margin = float_arg(margin, "margin")
+    margin = float_arg(margin, "margin", minimum=0.0, exclusive=True)  # as torch
     p = float_arg(p, "p", minimum=0.0, exclusive=True)
     eps = float_arg(eps, "eps")
     return margin, p, eps, bool_arg(swap, "swap")
@@ -117,22 +117,22 @@ def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction=
 
 def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", want_value, want_grad,
                           grad_output, out):
-    """1 − cos for target 1, max(0, cos − margin) for target −1, with PyTorch's
-    cos = ⟨x1, x2⟩ / √((‖x1‖² + 1e-12)(‖x2‖² + 1e-12)). Gradients (input1, input2)."""
+    """1 − cos for target 1, max(0, cos − margin) for target −1 and 0 for any other target (as
+    torch), with PyTorch's cos = ⟨x1, x2⟩ / √((‖x1‖² + 1e-12)(‖x2‖² + 1e-12)). Gradients (input1, input2)."""
     opts = (float_arg(margin, "margin"),)
     named = {"input1": input1, "input2": input2}
-    return _rows(_core.cosine_embedding, named, target, PM_ONE, opts, reduction, want_value, want_grad,
+    return _rows(_core.cosine_embedding, named, target, None, opts, reduction, want_value, want_grad,
                  grad_output, out)
 
 
 def elementwise_arrays(named, target):
-    """The element-wise ranking losses' inputs: every array with one shape; target values ±1."""
+    """The element-wise ranking losses' inputs: every array with one shape (targets of any value, as
+    torch: ±1 are the meaningful ones)."""
     args = {**named, "target": target}
     dtype, arrays = float_arrays(args, float_names=tuple(named))
     names = list(args)
     for name, a in zip(names[1:], arrays[1:]):
         same_shape(arrays[0].shape, a, name, names[0])
-    check_targets(arrays[-1], PM_ONE)
     return dtype, arrays
 
 
@@ -162,13 +162,14 @@ def _elementwise(kernel, named, target, margin, reduction, want_value, want_grad
 
 def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean", want_value, want_grad,
                         grad_output, out):
-    """max(0, −y·(x1 − x2) + margin), element-wise, target ±1. Gradients (input1, input2)."""
+    """max(0, −y·(x1 − x2) + margin), element-wise, target y (±1). Gradients (input1, input2)."""
     named = {"input1": input1, "input2": input2}
     return _elementwise("margin_ranking", named, target, margin, reduction, want_value, want_grad, grad_output, out)
 
 
 def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", want_value, want_grad, grad_output, out):
-    """x where target is 1, max(0, margin − x) where it is −1, element-wise."""
+    """x where target is 1, max(0, margin − x) where it is −1, element-wise; as torch, any other target
+    gets both terms."""
     return _elementwise("hinge_embedding", {"input": input}, target, margin, reduction, want_value, want_grad,
                         grad_output, out)
 

@@ -122,27 +122,35 @@ def poisson_nll_loss(input, target, *, log_input=True, full=False, eps=1e-8, red
 
 
 def gaussian_var(var, shape):
-    """PyTorch's accepted `var` shapes: the input's, one dim short, or a trailing 1 (homoscedastic);
-    returns `var` broadcast to `shape`."""
+    """`var` broadcast to the input's `shape`, for the shapes PyTorch 2.13 accepts: the input's; a
+    scalar (torch's float var); the input's without its last dim (homoscedastic, a trailing 1 added);
+    or the input's rank with exactly one dim of size 1 where the input's differs (e.g. (N, 1, H, W)
+    for (N, C, H, W))."""
     if var.shape == shape:
         return var
     if var.ndim == 0:
         return np.broadcast_to(var, shape)
-    if len(shape) and var.shape == shape[:-1]:
+    if var.shape == shape[:-1]:
         return np.broadcast_to(var[..., None], shape)
-    if len(shape) and var.shape[:-1] == shape[:-1] and var.shape[-1] == 1:
-        return np.broadcast_to(var, shape)
+    if var.ndim == len(shape):
+        differ = [v for v, s in zip(var.shape, shape) if v != s]
+        if differ == [1]:
+            return np.broadcast_to(var, shape)
     raise ValueError(f"var: shape {var.shape} is incompatible with the input's shape {shape} (expected the "
-                     f"same shape, the input's shape without its last dim, or a last dim of 1)")
+                     f"same shape, the input's shape without its last dim, or the input's shape with one "
+                     f"dim of size 1)")
 
 
 def reduce_to_var_shape(grad_full, var_shape):
-    """Sums a gradient computed at full shape back to `var`'s (broadcast) shape."""
+    """Sums a gradient computed at the input's shape back to `var`'s (see `gaussian_var`)."""
     if grad_full.shape == var_shape:
         return grad_full
     if len(var_shape) == 0:
         return grad_full.sum(dtype=np.float64).astype(grad_full.dtype)
-    return grad_full.sum(axis=-1, dtype=np.float64).astype(grad_full.dtype).reshape(var_shape)
+    if len(var_shape) < grad_full.ndim:  # one dim short: the trailing dim was added
+        return grad_full.sum(axis=-1, dtype=np.float64).astype(grad_full.dtype).reshape(var_shape)
+    (axis,) = [i for i, (v, s) in enumerate(zip(var_shape, grad_full.shape)) if v != s]
+    return grad_full.sum(axis=axis, keepdims=True, dtype=np.float64).astype(grad_full.dtype)
 
 
 def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="mean", want_value, want_grad,

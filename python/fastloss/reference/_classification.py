@@ -88,7 +88,9 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="mean"
         alpha_t = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else np.ones_like(y)
         loss = alpha_t * ce * q_gamma
         s_minus_y = s * (1 - y) - s_neg * y        # σ(x) − y
-        grad = alpha_t * (s_minus_y * q_gamma + ce * dq_gamma * s * s_neg * (1 - 2 * y))
+        # The path through q^γ: none for γ = 0 (ce may be infinite at x = ±inf; 0·inf is not 0).
+        through_q = 0.0 if gamma == 0 else ce * dq_gamma * s * s_neg * (1 - 2 * y)
+        grad = alpha_t * (s_minus_y * q_gamma + through_q)
         return loss, grad
 
     return _elementwise(focal, input, target, reduction, want_value, want_grad, grad_output, out)

@@ -9,6 +9,12 @@ import numpy as np
 from .._args import float_arrays, grad_output_arg, out_arg, reduction_arg, same_shape
 
 
+def torch_sign(r):
+    """torch.sign: −1, 0 or +1, and 0 for NaN (NumPy's sign keeps NaN): the subgradient of |r| in
+    torch's l1 loss and p = 1 norm backward."""
+    return np.where(np.isnan(r), 0.0, np.sign(r))
+
+
 def reduce_losses(per_element, reduction, dtype, divisor=None):
     """Applies `reduction` to float64 per-element losses; returns a value of `dtype`."""
     if reduction == "none":

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._args import float_arg, outs_arg, reduction_arg
-from .._embedding import PM_ONE, ZERO_ONE, elementwise_arrays, row_arrays, triplet_options
+from .._embedding import ZERO_ONE, elementwise_arrays, row_arrays, triplet_options
 from .._loss import losses
-from ._common import grad_factor, reduce_losses, store_grad
+from ._common import grad_factor, reduce_losses, store_grad, torch_sign
 
 
 def _norm(u, p):
@@ -38,7 +38,7 @@ def _norm_grad(u, dist, p):
     elements that attain the max (or are NaN), 0 elsewhere."""
     d = dist[..., None]
     if p == 1:
-        return np.sign(u)
+        return torch_sign(u)
     if np.isinf(p):
         a = np.abs(u)
         ties = (a == d) | np.isnan(a)
@@ -113,19 +113,19 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
                           grad_output, out):
     margin = float_arg(margin, "margin")
     reduction_arg(reduction)
-    dtype, (x1, x2), y, _, _, value_shape = row_arrays({"input1": input1, "input2": input2}, target, PM_ONE)
+    dtype, (x1, x2), y, _, _, value_shape = row_arrays({"input1": input1, "input2": input2}, target)
     x1, x2 = x1.astype(np.float64), x2.astype(np.float64)
     with np.errstate(all="ignore"):
         A = np.sum(x1 * x1, axis=-1) + 1e-12
         B = np.sum(x2 * x2, axis=-1) + 1e-12
         denom = np.sqrt(A) * np.sqrt(B)
         cos = np.sum(x1 * x2, axis=-1) / denom
-        loss = np.where(y == 1, 1 - cos, np.maximum(cos - margin, 0.0))
+        loss = np.where(y == 1, 1 - cos, np.where(y == -1, np.maximum(cos - margin, 0.0), 0.0))
         value = reduce_losses(loss, reduction, dtype) if want_value else None
         if not want_grad:
             return value, None
         factor = grad_factor(value_shape, dtype, reduction, grad_output, loss.size)
-        s = np.where(y == 1, -factor, np.where(cos - margin >= 0, factor, 0.0))[..., None]
+        s = np.where(y == 1, -factor, np.where((y == -1) & (cos - margin >= 0), factor, 0.0))[..., None]
         dcos1 = x2 / denom[..., None] - cos[..., None] * x1 / A[..., None]
         dcos2 = x1 / denom[..., None] - cos[..., None] * x2 / B[..., None]
     return value, _store_all((s * dcos1, s * dcos2), out, dtype)
@@ -155,12 +155,13 @@ def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", want_va
     x, y = x.astype(np.float64), y.astype(np.float64)
     with np.errstate(all="ignore"):
         h = margin - x
-        loss = np.where(y == 1, x, np.maximum(h, 0.0))
+        # torch: where(y ≠ 1, max(0, h), 0) + where(y ≠ −1, x, 0) (a target of 0 gets both terms)
+        loss = np.where(y != 1, np.maximum(h, 0.0), 0.0) + np.where(y != -1, x, 0.0)
         value = reduce_losses(loss, reduction, dtype) if want_value else None
         if not want_grad:
             return value, None
         factor = grad_factor(x.shape, dtype, reduction, grad_output, x.size)
-        grad = factor * np.where(y == 1, 1.0, np.where(h >= 0, -1.0, 0.0))
+        grad = factor * (np.where(y != -1, 1.0, 0.0) + np.where((y != 1) & (h >= 0), -1.0, 0.0))
     return value, store_grad(grad, out, dtype)
 
 

@@ -171,7 +171,9 @@ def multilabel_soft_margin_loss(input, target, *, weight=None, reduction="mean",
         if not want_grad:
             return value, None
         sig = np.where(X >= 0, 1 / (1 + e), e / (1 + e))
-        grad = w * (sig - Y) / c * _factor(a, reduction, grad_output, rows)
+        sig_neg = np.where(X <= 0, 1 / (1 + e), e / (1 + e))
+        # σ(x)·(1 − y) − σ(−x)·y: σ(x) − y without its cancellation where σ(x) is near y
+        grad = w * (sig * (1 - Y) - sig_neg * Y) / c * _factor(a, reduction, grad_output, rows)
     return value, store_grad(grad.reshape(a.x.shape), out, a.dtype)
 
 

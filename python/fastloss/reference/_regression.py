@@ -9,7 +9,7 @@ import numpy as np
 from .._args import bool_arg, float_arg, float_arrays, outs_arg, reduction_arg, same_shape
 from .._loss import losses
 from .._regression import gaussian_var, reduce_to_var_shape
-from ._common import elementwise, grad_factor, reduce_losses
+from ._common import elementwise, grad_factor, reduce_losses, torch_sign
 
 
 def mse_loss(input, target, *, reduction="mean", weight=None, want_value, want_grad, grad_output, out):
@@ -21,7 +21,7 @@ def mse_loss(input, target, *, reduction="mean", weight=None, want_value, want_g
 
 def l1_loss(input, target, *, reduction="mean", weight=None, want_value, want_grad, grad_output, out):
     def l1(x, y):
-        return np.abs(x - y), np.sign(x - y)
+        return np.abs(x - y), torch_sign(x - y)
 
     return elementwise(l1, input, target, weight, reduction, want_value, want_grad, grad_output, out)
 
@@ -32,7 +32,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0, want_value, wan
     def smooth_l1(x, y):
         r = x - y
         if beta == 0:
-            return np.abs(r), np.sign(r)
+            return np.abs(r), torch_sign(r)
         loss = np.where(np.abs(r) < beta, 0.5 * r * (r / beta), np.abs(r) - 0.5 * beta)
         return loss, np.clip(r / beta, -1, 1)
 
