@@ -52,7 +52,8 @@ impl<T: Float> Term<T> for Bce {
         let log_x = ln_x.clamp_min(floor);
         let log_1mx = ln_1mx.clamp_min(floor);
         let l = (y - T::ONE) * log_1mx - y * log_x;
-        let d = (x - y) / ((T::ONE - x) * x).clamp_min(T::from_f64(1e-12));
+        // PyTorch's clamp is the float constant 1e-12: 9.99999996e-13 (float32's), in float64 too.
+        let d = (x - y) / ((T::ONE - x) * x).clamp_min(T::from_f64(1e-12f32 as f64));
         (l, d, T::ZERO)
     }
 }

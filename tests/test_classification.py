@@ -530,6 +530,17 @@ def test_focal_gamma_zero_at_infinite_logits(impl, dtype):
     np.testing.assert_array_equal(g, np.array([0.75, -0.25], dtype))
 
 
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_bce_gradient_clamp_is_torchs_float_constant(impl):
+    """PyTorch's BCE backward divides by max(x(1 − x), 1e-12) with 1e-12 a float constant, so in
+    float64 too the clamp is float32(1e-12): at x = 0, y = 1 the gradient is −1000000003995.8."""
+    x, y = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    g = impl.binary_cross_entropy.grad(x, y, reduction="sum")
+    clamp = float(np.float32(1e-12))
+    np.testing.assert_allclose(g, [-1 / clamp, 1 / clamp], rtol=1e-15)
+    assert g[1] != 1e12
+
+
 def test_bce_log_clamp():
     x, y = np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0, 1.0])
     np.testing.assert_array_equal(fl.binary_cross_entropy(x, y, reduction="none"), [100, 100, 0, 0])

@@ -51,7 +51,8 @@ def binary_cross_entropy(input, target, *, weight=None, reduction="mean", want_v
                          out):
     def bce(x, y, p):
         loss = (y - 1) * np.maximum(np.log1p(-x), -100) - y * np.maximum(np.log(x), -100)
-        return loss, (x - y) / np.maximum(x * (1 - x), 1e-12)
+        # PyTorch clamps at its float constant 1e-12, float32(1e-12) = 9.99999996e-13, in float64 too
+        return loss, (x - y) / np.maximum(x * (1 - x), float(np.float32(1e-12)))
 
     return _elementwise(bce, input, target, reduction, want_value, want_grad, grad_output, out, weight=weight,
                         unit_interval=True)
