@@ -262,11 +262,11 @@ fn coefficient<T: Float>(norm: PNorm, x: &[T], y: &[T], eps: T, dist: f64, g: f6
     }
 }
 
-/// ∂distance/∂u_i times the row's coefficient `c`: u·c (p = 2), sign(u)·c (p = 1, torch's sign: 0
-/// for a NaN u_i),
-/// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0), sign(u)·c where |u| attains the max or is NaN and
-/// 0 elsewhere (p = ∞). In float64: a float32 coefficient such as g/‖u‖ can
-/// under- or overflow where the product does not (‖u‖ near 1e±38).
+/// ∂distance/∂u_i times the row's coefficient `c`: u·c (p = 2), sign(u)·c (p = 1),
+/// sign(u)·(|u|/‖u‖)^(p−1)·c (0 where u = 0 in a row whose norm is not NaN), sign(u)·c where |u|
+/// attains the max or is NaN and 0 elsewhere (p = ∞). `sign` is torch's, 0 for a NaN u_i, so a
+/// NaN element gets 0 where torch's backward gives 0 (p = 1 and ∞). In float64: a float32
+/// coefficient such as g/‖u‖ can under- or overflow where the product does not (‖u‖ near 1e±38).
 #[inline(always)]
 fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
     match norm {
@@ -275,12 +275,13 @@ fn apply(norm: PNorm, u: f64, dist: f64, c: f64) -> f64 {
         PNorm::Real(p) => {
             let a = u.abs();
             let t = powf(a / dist, p - 1.0);
-            let t = if a == 0.0 { 0.0 } else { t };
-            t * u.signum0() * c
+            // torch masks u = 0 to 0 unless the row's norm is NaN: then its scale, and the row, is NaN.
+            let t = if a == 0.0 && !dist.is_nan() { 0.0 } else { t };
+            t * u.sgn() * c
         }
         PNorm::Inf => {
             let a = u.abs();
-            u.signum0() * if a == dist || a.is_nan() { c } else { 0.0 }
+            u.sgn() * if a == dist || a.is_nan() { c } else { 0.0 }
         }
     }
 }
@@ -300,7 +301,7 @@ fn apply_narrow<T: Float>(norm: PNorm, u: T, dist: T, c: T) -> T {
         PNorm::Two => u * c,
         PNorm::Inf => {
             let a = u.abs();
-            u.signum0() * if a == dist || a.is_nan() { c } else { T::ZERO }
+            u.sgn() * if a == dist || a.is_nan() { c } else { T::ZERO }
         }
         _ => u.sgn() * c, // p = 1
     }

@@ -190,17 +190,6 @@ pub trait Float:
             Self::ZERO
         }
     }
-    /// The sign of `self` as −1, 0 or +1; NaN stays NaN.
-    #[inline(always)]
-    fn signum0(self) -> Self {
-        if self > Self::ZERO {
-            Self::ONE
-        } else if self < Self::ZERO {
-            -Self::ONE
-        } else {
-            self * Self::ZERO // ±0 → 0, NaN → NaN
-        }
-    }
 }
 
 /// Horner evaluation of c[0] + c[1]·x + ... (unrolled: `c` is a constant array).

@@ -612,7 +612,7 @@ def test_zero_distance_gives_a_finite_gradient(impl, dtype):
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_inf_norm_shares_the_gradient_among_ties(impl, dtype):
     # u = a − p = (3, −3, 1): ‖u‖_∞ = 3 at two elements, each gets sign(u)/2 (PyTorch's amax backward);
-    # v = a − n = (0, 0, 0.5): one max. NaN in a row: the distance and the NaN element's gradient are NaN.
+    # v = a − n = (0, 0, 0.5): one max. NaN in a row: its distance is NaN (gradients: the test below).
     a, p, n = (np.array([x], dtype) for x in ([3.0, -3.0, 1.0], [0.0, 0.0, 0.0], [3.0, -3.0, 0.5]))
     value, (ga, gp, gn) = impl.triplet_margin_loss.value_and_grad(a, p, n, p=math.inf, eps=0.0, reduction="sum")
     assert value == 1.0 + 3.0 - 0.5
@@ -635,6 +635,44 @@ def test_triplet_p1_with_a_nan_row_is_torchs(impl):
     np.testing.assert_array_equal(ga, [[0.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
     np.testing.assert_array_equal(gp, [[0.0, 0.0, 0.0], [-1.0, -1.0, 1.0]])
     np.testing.assert_array_equal(gn, [[0.0, 0.0, 0.0], [-1.0, 0.0, -1.0]])
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_triplet_nan_rows_are_torchs(impl, dtype):
+    """Rows with NaN (or inf − inf) in a − p: the loss is NaN and clamp_min passes 0 there. For p = inf
+    torch's max-norm backward multiplies by sign(u), 0 at the NaN, so the row's gradient is 0; for
+    real p the NaN norm makes the whole row NaN, u = 0 elements included (torch masks u = 0 only
+    through the norm). The finite rows are ordinary. Values from PyTorch 2.13 (float64)."""
+    inf = math.inf
+    a = np.array([[np.nan, 1.0, 2.0], [inf, 1.0, -2.0], [0.5, 1.0, -2.0]], dtype)
+    p = np.array([[0.0, 0.0, 0.0], [inf, 0.0, 0.0], [0.0, 0.0, 3.0]], dtype)
+    n = np.ones((3, 3), dtype)
+    zero = [[0.0] * 3] * 2
+    for swap, want in [(False, ([[0.0, 0.0, 0.0]], [[0.0, 0.0, 1.0]], [[0.0, 0.0, -1.0]])),
+                       (True, ([[0.0, 0.0, -1.0]], [[0.0, 0.0, 0.0]], [[0.0, 0.0, 1.0]]))]:
+        value, grads = impl.triplet_margin_loss.value_and_grad(a, p, n, p=inf, eps=0.0, swap=swap, reduction="sum")
+        assert np.isnan(value)
+        for g, w in zip(grads, want):
+            np.testing.assert_array_equal(g, zero + w)
+    a, p, n = a[[0, 2]], np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 3.0]], dtype), n[:2]
+    nan_row = [np.nan] * 3
+    for q, want in [
+        (3.0, ([0.037685712187721813, 0.0, -0.0024084494599141415],
+               [-0.009993338883955143, 0.0, 0.9993338883955143],
+               [-0.02769237330376667, 0.0, -0.9969254389356002])),
+        (0.5, ([7.611767402951557, 0.0, 0.09202052444702513],
+               [-4.162277660168379, 0.0, 1.316227766016838],
+               [-3.4494897427831774, 0.0, -1.4082482904638631])),
+        (1.5, ([0.7123510241179534, 0.0, -0.011379155311301403],
+               [-0.3129630214583719, 0.0, 0.9896759712166066],
+               [-0.3993880026595814, 0.0, -0.9782968159053052])),
+    ]:
+        value, grads = impl.triplet_margin_loss.value_and_grad(a, p, n, p=q, eps=0.0, reduction="sum")
+        assert np.isnan(value)
+        rtol = 1e-12 if dtype == np.float64 else 1e-6
+        for g, w in zip(grads, want):
+            np.testing.assert_allclose(g, [nan_row, w], rtol=rtol, atol=0)
 
 
 def test_swap_tie_splits_the_gradient():

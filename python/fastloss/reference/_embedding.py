@@ -34,15 +34,16 @@ def _norm(u, p):
 
 def _norm_grad(u, dist, p):
     """∂‖u‖_p/∂u: u/‖u‖ (p = 2), sign(u) (p = 1), sign(u)·(|u|/‖u‖)^(p−1); 0 at a zero vector (and, for
-    real p, where u = 0), as PyTorch's norm backward. For p = inf, sign(u) shared equally among the
-    elements that attain the max (or are NaN), 0 elsewhere."""
+    real p, where u = 0 in a row whose norm is not NaN), as PyTorch's norm backward. For p = inf,
+    sign(u) shared equally among the elements that attain the max (or are NaN), 0 elsewhere. sign is
+    torch's: 0 for NaN, so a NaN element's gradient is 0 for p = 1 and inf, as in torch."""
     d = dist[..., None]
     if p == 1:
         return torch_sign(u)
     if np.isinf(p):
         a = np.abs(u)
         ties = (a == d) | np.isnan(a)
-        return np.sign(u) * ties / np.maximum(np.sum(ties, axis=-1, keepdims=True), 1)
+        return torch_sign(u) * ties / np.maximum(np.sum(ties, axis=-1, keepdims=True), 1)
     zero = d == 0
     safe_d = np.where(zero, 1.0, d)
     if p == 2:
@@ -50,7 +51,7 @@ def _norm_grad(u, dist, p):
     a = np.abs(u)
     safe_a = np.where(a == 0, 1.0, a)
     g = np.sign(u) * (safe_a / safe_d) ** (p - 1)
-    return np.where(zero | (a == 0), 0.0, g)
+    return np.where(zero | ((a == 0) & ~np.isnan(d)), 0.0, g)
 
 
 def _store_all(grads, out, dtype):
