@@ -94,8 +94,10 @@ def _case(draw, name, dtype):
     args = [draw(hnp.arrays(dtype, shape, elements=_elements(dtype))) for _ in spec.inputs]
     if "var" in spec.inputs:  # a variance must be >= 0 (negative ones are test_errors' business)
         args[2] = np.abs(args[2])
-        if len(shape) >= 1 and shape[-1] >= 1 and draw(st.booleans()):  # homoscedastic: var one dim short or trailing 1
-            args[2] = args[2][..., :1] if draw(st.booleans()) else args[2][..., 0]
+        # The var shapes torch 2.13 accepts besides the input's: one dim short, or one dim of 1 (any).
+        if len(shape) >= 1 and 0 not in shape and draw(st.booleans()):
+            axis = draw(st.integers(-1, len(shape) - 1))
+            args[2] = args[2][..., 0] if axis < 0 else args[2].take([0], axis=axis)
     opts = dict(draw(st.sampled_from(spec.options)))
     if "weight" in opts:
         opts["weight"] = draw(hnp.arrays(dtype, shape, elements=_MODERATE_WEIGHTS))
