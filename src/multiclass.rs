@@ -16,7 +16,7 @@
 //! lse − x_j = (m − x_j) + L is a sum of two non-negative terms (no cancellation), and the
 //! gradient is e_j·a minus the target's share, written over the stored e_j. Rows with many classes
 //! run one at a time with vector loops along the row; rows with few classes are transposed in
-//! tiles of `TILE` samples so that the vector loops run across samples; the (N, C, d…) layout
+//! tiles of up to `TILE` samples so that the vector loops run across samples; the (N, C, d…) layout
 //! already has samples along the contiguous axis and runs in place with class stride s.
 
 // Indexed loops over several slices at once are the shape LLVM vectorises (see crate::pointwise).
@@ -50,7 +50,13 @@ impl Layout {
 
 /// Samples processed together by the column kernels (their per-sample state lives on the stack).
 const TILE: usize = 64;
-/// Rows with fewer classes than this (and s = 1) go through the transposed column kernel.
+/// Rows with fewer classes than this (and s = 1) go through the transposed column kernel: the
+/// row kernel's fixed cost per row (horizontal max and sum, one scalar log) outweighs the
+/// transposes there. Measured with `examples/ce_timing` (AVX-512, float32, best of 50, the two
+/// builds alternating): 16 to 28 classes took 2.0–2.9 ns per element transposed against 2.4–4.1
+/// by rows; at 32 and 48 classes rows were faster (1.2–2.2 against 2.1–3.0).
+const TILED_C: usize = 32;
+/// Below this many classes the transposes are compiled for each constant c (see `transpose`).
 const SMALL_C: usize = 16;
 /// Elements mapped into a buffer before being summed (see `sum64`).
 const CHUNK: usize = 512;
@@ -634,7 +640,7 @@ impl<T: Float> Ce<'_, T> {
             }
         };
         match blk {
-            Block::Rows(rows) if c >= SMALL_C => {
+            Block::Rows(rows) if c >= TILED_C => {
                 for i in rows {
                     self.load(i, 1, &mut st);
                     let x = &self.x[i * c..(i + 1) * c];
@@ -646,13 +652,15 @@ impl<T: Float> Ce<'_, T> {
                 }
             }
             Block::Rows(rows) => {
-                // Few classes: transpose tiles of TILE rows so that the loops run across samples.
+                // Few classes: transpose tiles of rows so that the loops run across samples.
                 let mut xt = [T::ZERO; SMALL_C * TILE];
                 let mut qt = [T::ZERO; SMALL_C * TILE];
                 let mut gt = [T::ZERO; SMALL_C * TILE];
+                // From SMALL_C classes on, fewer rows per tile, so that a tile still fits these.
+                let tile_rows = TILE.min(SMALL_C * TILE / c.max(1));
                 let mut first = rows.start;
                 while first < rows.end {
-                    let rr = TILE.min(rows.end - first);
+                    let rr = tile_rows.min(rows.end - first);
                     self.load(first, rr, &mut st);
                     let x = &self.x[first * c..(first + rr) * c];
                     transpose::<T, true>(x, &mut xt, c, rr);
@@ -708,35 +716,44 @@ macro_rules! with_small_c {
     };
 }
 
-/// Copies a tile of rr samples × c classes (c < SMALL_C) between row-major order (sample r's
+/// Copies a tile of rr samples × c classes (c < TILED_C) between row-major order (sample r's
 /// class j at r·c + j) and class-major order (at j·rr + r): `TO_CLASSES` reads rows and writes
-/// classes, else the reverse. With c a constant, LLVM turns the row-major side into wide loads or
-/// stores and shuffles (an interleaved access group) instead of one element at a time.
+/// classes, else the reverse. With c a constant (c < SMALL_C), LLVM turns the row-major side into
+/// wide loads or stores and shuffles (an interleaved access group) instead of one element at a
+/// time; larger c are copied element by element.
 #[inline(always)]
 fn transpose<T: Float, const TO_CLASSES: bool>(src: &[T], dst: &mut [T], c: usize, rr: usize) {
     #[inline(always)]
+    fn copy<T: Float, const TO_CLASSES: bool>(src: &[T], dst: &mut [T], c: usize, rr: usize) {
+        let (src, dst) = (&src[..rr * c], &mut dst[..rr * c]);
+        for r in 0..rr {
+            for j in 0..c {
+                let (row_major, class_major) = (r * c + j, j * rr + r);
+                if TO_CLASSES {
+                    dst[class_major] = src[row_major];
+                } else {
+                    dst[row_major] = src[class_major];
+                }
+            }
+        }
+    }
+    #[inline(always)]
     fn fixed<T: Float, const C: usize, const TO_CLASSES: bool>(src: &[T], dst: &mut [T], rr: usize) {
-        let (src, dst) = (&src[..rr * C], &mut dst[..rr * C]);
         by_tile(
             rr,
             #[inline(always)]
-            |rr| {
-                for r in 0..rr {
-                    for j in 0..C {
-                        let (row_major, class_major) = (r * C + j, j * rr + r);
-                        if TO_CLASSES {
-                            dst[class_major] = src[row_major];
-                        } else {
-                            dst[row_major] = src[class_major];
-                        }
-                    }
-                }
-            },
+            |rr| copy::<T, TO_CLASSES>(src, dst, C, rr),
         );
     }
     simd::vectorized_256(
         #[inline(always)]
-        || with_small_c!(c, fixed, TO_CLASSES, (src, dst, rr)),
+        || {
+            if c < SMALL_C {
+                with_small_c!(c, fixed, TO_CLASSES, (src, dst, rr))
+            } else {
+                copy::<T, TO_CLASSES>(src, dst, c, rr)
+            }
+        },
     )
 }
 
