@@ -1,8 +1,8 @@
 """Steady-state timings in loops of back-to-back calls, the figures the README and the issue notes
 quote beside the bench's interleaved medians:
 
-    python benches/loops.py            # all three parts
-    python benches/loops.py threads    # or some: threads, marks, cross_entropy, numpy
+    python benches/loops.py            # every part
+    python benches/loops.py threads    # or some: threads, marks, cross_entropy, numpy, pause
 
 - threads: value_and_grad into a reused buffer (and an Adam step) at 10^7 with 1 and 2 threads,
   each count held for a second of calls (twice, best kept): how the kernels scale once the pool is
@@ -12,6 +12,10 @@ quote beside the bench's interleaved medians:
 - cross_entropy: value_and_grad on the bench's three shapes (4096×1000, 65536×10, 256×32000).
 - numpy: NumPy's float32 exp, log, log1p and cosh per element at 10^6 (into a buffer). Run it again
   with NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" to see them without AVX-512.
+- pause: cross_entropy 4096×1000 on 2 threads, six calls after each of eight 40 ms sleeps against
+  48 calls back to back, with how many calls kept only about one CPU busy (process CPU time / wall
+  time below 1.3): on the 2-CPU VM of the README's table the second worker often missed whole calls
+  right after a pause, and never back to back.
 """
 
 import sys
@@ -93,7 +97,36 @@ def numpy_functions(rng):
     print("NumPy float32 at 1e6, ns per element: " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
 
 
-PARTS = {"threads": threads, "marks": marks, "cross_entropy": cross_entropy, "numpy": numpy_functions}
+def pause(rng):
+    logits = rng.standard_normal((4096, 1000)).astype(np.float32)
+    classes = rng.integers(0, 1000, 4096)
+    g = np.empty_like(logits)
+
+    def call():
+        cpu, wall = time.process_time(), time.perf_counter()
+        fl.cross_entropy.value_and_grad(logits, classes, out=g)
+        wall = time.perf_counter() - wall
+        return wall, (time.process_time() - cpu) / wall
+
+    before = fl.get_num_threads()
+    try:
+        fl.set_num_threads(2)
+        call()
+        for label, sleep in (("after a 40 ms pause", 0.04), ("back to back", 0.0)):
+            calls = []
+            for _ in range(8):
+                time.sleep(sleep)
+                calls += [call() for _ in range(6)]
+            walls = sorted(w for w, _ in calls)
+            one_cpu = sum(busy < 1.3 for _, busy in calls)
+            print(f"cross_entropy 4096x1000, 2 threads, {label}: median {walls[len(walls) // 2] * 1e3:.2f} ms, "
+                  f"{one_cpu} of {len(calls)} calls with CPU/wall < 1.3")
+    finally:
+        fl.set_num_threads(before)
+
+
+PARTS = {"threads": threads, "marks": marks, "cross_entropy": cross_entropy, "numpy": numpy_functions,
+         "pause": pause}
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or list(PARTS)

@@ -4,6 +4,7 @@ are not checked here (speed is measured by the bench itself, not asserted in tes
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -95,3 +96,11 @@ def test_loops_script_runs_a_part_and_rejects_an_unknown_one():
     assert "NumPy float32 at 1e6, ns per element: exp" in ok.stdout
     bad = subprocess.run([sys.executable, str(script), "nope"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "unknown part(s) nope" in bad.stderr
+
+
+def test_loops_pause_part_counts_its_calls():
+    script = pathlib.Path(__file__).resolve().parent.parent / "benches" / "loops.py"
+    ok = subprocess.run([sys.executable, str(script), "pause"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    for label in ("after a 40 ms pause", "back to back"):
+        assert re.search(f"2 threads, {label}: median [0-9.]+ ms, [0-9]+ of 48 calls with CPU/wall < 1.3", ok.stdout)
