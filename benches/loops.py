@@ -9,7 +9,8 @@ quote beside the bench's interleaved medians:
   awake, without the bench's switching between implementations and thread counts.
 - marks: mse_loss's value and value_and_grad(out=) at 10^7 against np.dot and np.add in the same
   loop form.
-- cross_entropy: value_and_grad on the bench's three shapes (4096×1000, 65536×10, 256×32000).
+- cross_entropy: value_and_grad on the bench's three shapes (4096×1000, 65536×10, 256×32000), and
+  32768×20 (the tile kernel with transposes copied element by element, 16 to 31 classes).
 - numpy: NumPy's float32 exp, log, log1p and cosh per element at 10^6 (into a buffer). Run it again
   with NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" to see them without AVX-512.
 - pause: cross_entropy 4096×1000 on 2 threads, six calls after each of eight 40 ms sleeps against
@@ -82,7 +83,7 @@ def marks(rng):
 
 
 def cross_entropy(rng):
-    for n, c in ((4096, 1000), (65536, 10), (256, 32000)):
+    for n, c in ((4096, 1000), (65536, 10), (256, 32000), (32768, 20)):
         x = rng.standard_normal((n, c)).astype(np.float32)
         y = rng.integers(0, c, n)
         t = min(timeit.repeat(lambda: fl.cross_entropy.value_and_grad(x, y), number=10, repeat=7)) / 10

@@ -389,7 +389,7 @@ def test_cross_entropy_nan_and_inf(dtype):
 def test_cross_entropy_huge_batch_tiny_classes(dtype, restore_threads):
     fl.set_num_threads(2)
     rng = np.random.default_rng(5)
-    for c in (2, 3, 10):
+    for c in (2, 3, 10, 20):  # 20: the tile path with transposes copied element by element
         x = logits(rng, (150_001, c), dtype)
         y = labels(rng, (150_001,), c, ignore=-100, frac=0.05)
         for reduction in REDUCTIONS:
@@ -614,9 +614,12 @@ def _threaded_cases(rng, dtype):
     yk = labels(rng, (4, 150, 40), 7)
     xs = logits(rng, (200_000, 3), dtype)
     ys = labels(rng, (200_000,), 3)
+    xm = logits(rng, (20_000, 20), dtype)  # tiles of 51 rows, blocks of 819: short tiles at block ends
     w = rng.uniform(0.5, 2, 100).astype(dtype)
     return [
         ("cross_entropy", (x, y), {"weight": w, "label_smoothing": 0.1}),
+        ("cross_entropy", (xm, labels(rng, (20_000,), 20, ignore=-100)), {"label_smoothing": 0.1}),
+        ("cross_entropy", (xm, rng.random(xm.shape).astype(dtype)), {}),
         ("cross_entropy", (x, rng.random(x.shape).astype(dtype)), {}),
         ("cross_entropy", (xk, yk), {}),
         ("cross_entropy", (xs, ys), {"label_smoothing": 0.2}),
