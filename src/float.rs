@@ -12,14 +12,15 @@
 //!
 //! Algorithms (formulas and constants, not code, taken from the literature):
 //! - `exp`/`expm1`: Cody–Waite reduction x = k·ln2 + r with ln2 split in a high part with
-//!   trailing zero bits (so k·ln2_hi is exact) and a low part, then the Taylor series of
-//!   e^r − 1 on |r| ≤ ln2/2 (degree 7 for f32, 13 for f64: truncation below 0.1 ulp), then
-//!   scaling by 2^k in two steps so that 2^k never overflows on its own.
+//!   trailing zero bits (so k·ln2_hi is exact) and a low part, then e^r − 1 = r + r²·P(r) on
+//!   |r| ≤ ln2/2 (P: a float32 minimax fit of degree 4 for f32, relative error 2^−28; the Taylor
+//!   series to degree 13 for f64: truncation below 0.1 ulp), then scaling by 2^k in two steps so
+//!   that 2^k never overflows on its own.
 //! - `ln`/`ln_1p`: the fdlibm/musl scheme: x = 2^k·(1+f) with 1+f in [√½, √2), s = f/(2+f),
 //!   log(1+f) = f − f²/2 + s·(f²/2 + R(s²)) with fdlibm's minimax coefficients Lg1..Lg7 (f64)
 //!   and musl's logf coefficients (f32); `ln_1p` adds the rounding error of 1+x as c/(1+x).
-//! - `log_cosh_tanh` in f32: polynomials fitted here (see `f32_impl::log_cosh_tanh_abs`) below
-//!   |x| = 1.09, |x| − ln 2 + log1p(e^−2|x|) and 1 − 2e^−2|x|/(1 + e^−2|x|) above.
+//! - `log_cosh_tanh` in f32: ratios of polynomials fitted here (see `f32_impl::log_cosh_tanh_abs`)
+//!   below |x| = 1.09, |x| − ln 2 + log1p(e^−2|x|) and 1 − 2e^−2|x|/(1 + e^−2|x|) above.
 
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
@@ -204,8 +205,8 @@ fn horner<T: Float, const N: usize>(x: T, c: &[f64; N]) -> T {
     acc
 }
 
-// 1/k! for k = 2..=14, the Taylor coefficients of (e^r − 1 − r)/r².
-const INV_FACT: [f64; 13] = [
+// 1/k! for k = 2..=13, the Taylor coefficients of (e^r − 1 − r)/r².
+const INV_FACT: [f64; 12] = [
     1.0 / 2.0,
     1.0 / 6.0,
     1.0 / 24.0,
@@ -218,8 +219,12 @@ const INV_FACT: [f64; 13] = [
     1.0 / 39916800.0,
     1.0 / 479001600.0,
     1.0 / 6227020800.0,
-    1.0 / 87178291200.0,
 ];
+
+/// P(r) ≈ (e^r − 1 − r)/r² on |r| ≤ ln2/2 in float32 coefficients, with a relative error of
+/// 3.1·10^−9 (2^−28.3) in e^r: as accurate as the Taylor series to degree 7 with one term fewer.
+/// Fitted by `tools/fit_float32.py`.
+const EXP_POLY_F32: [f64; 5] = [0.49999994, 0.16666521, 0.041668262, 0.008368671, 0.001382104];
 
 macro_rules! impl_float {
     (
@@ -227,7 +232,7 @@ macro_rules! impl_float {
         mantissa_bits = $mbits:expr, exp_bias = $bias:expr,
         ln2_hi = $ln2hi:expr, ln2_lo = $ln2lo:expr,
         exp_clamp = ($lo:expr, $hi:expr), round_magic = $magic:expr,
-        exp_terms = $nterms:expr, log_poly_odd = $lgodd:expr, log_poly_even = $lgeven:expr,
+        exp_poly = $expoly:expr, log_poly_odd = $lgodd:expr, log_poly_even = $lgeven:expr,
         sqrt_half_bits = $sqrth:expr, subnormal_scale_log2 = $subexp:expr, ones = $ones:ident
         $(, overrides = { $($overrides:tt)* })?
     ) => {
@@ -344,10 +349,15 @@ macro_rules! impl_float {
         /// x is clamped first so that 2^k splits into two normal numbers (see `pow2_split`).
         #[inline(always)]
         fn exp_reduce_impl(x: $t) -> ($sbits, $t, $t) {
-            const LOG2E: $t = std::f64::consts::LOG2_E as $t;
             // Two selects that keep a NaN (each is one min/max instruction).
             let xc = if x < $lo { $lo } else { x };
-            let xc = if xc > $hi { $hi } else { xc };
+            exp_reduce_clamped(if xc > $hi { $hi } else { xc })
+        }
+
+        /// `exp_reduce_impl` for x already within the clamp's range (or NaN).
+        #[inline(always)]
+        fn exp_reduce_clamped(xc: $t) -> ($sbits, $t, $t) {
+            const LOG2E: $t = std::f64::consts::LOG2_E as $t;
             // Round to the nearest integer with the magic-number trick: the sum's low mantissa
             // bits hold k, read as an integer (a float-to-int `as` cast saturates, which LLVM
             // can only do one lane at a time).
@@ -357,16 +367,7 @@ macro_rules! impl_float {
             let r_hi = (-kf).mul_add($ln2hi, xc);
             let r_lo = kf * $ln2lo;
             let r = r_hi - r_lo;
-            const COEFFS: [f64; $nterms] = {
-                let mut c = [0.0f64; $nterms];
-                let mut i = 0;
-                while i < $nterms {
-                    c[i] = INV_FACT[i];
-                    i += 1;
-                }
-                c
-            };
-            let tail = (r * r).mul_add(horner(r, &COEFFS), -r_lo);
+            let tail = (r * r).mul_add(horner(r, &$expoly), -r_lo);
             (k, r_hi, tail)
         }
 
@@ -419,7 +420,7 @@ mod f32_impl {
         mantissa_bits = 23, exp_bias = 127,
         ln2_hi = 6.9313812256e-01f32, ln2_lo = 9.0580006145e-06f32,
         exp_clamp = (-150.0f32, 100.0f32), round_magic = 12582912.0f32,
-        exp_terms = 6,
+        exp_poly = EXP_POLY_F32,
         // musl logf: Lg1, Lg3 and Lg2, Lg4
         log_poly_odd = [0.666_666_626_93f64, 0.284_987_866_88],
         log_poly_even = [0.400_009_721_52f64, 0.242_790_788_41],
@@ -473,7 +474,7 @@ mod f32_impl {
             // generic form's time (and a quarter of its error).
             #[inline(always)]
             fn log_cosh_pre(self) -> (Self, Self) {
-                (Float::exp(-2.0 * self.abs()), 0.0) // Float::exp, not the inherent (libm) one
+                (exp_nonpositive(-2.0 * self.abs()), 0.0)
             }
             #[inline(always)]
             fn log_cosh_tanh_with(self, (e, _): (Self, Self)) -> (Self, Self) {
@@ -483,36 +484,51 @@ mod f32_impl {
         }
     );
 
-    /// (log cosh a, tanh a) for a ≥ 0 (or NaN) given e = e^−2a, without a logarithm or the
-    /// generic form's three divisions:
-    /// - below a = 1.09, polynomials in w = a²: log cosh a = a²/2 + w²·Q(w) and
-    ///   tanh a = a + a·w·R(w), each a correction (under a fifth and two fifths of the result)
-    ///   added to an exact leading term by one fused multiply-add;
+    /// e^x for x ≤ 0 (or NaN) as `log_cosh_tanh_abs` needs it: `exp` with x clamped at −87 alone,
+    /// so that 2^k is a single normal number and one multiplication scales (`pow2_split`'s two
+    /// and the second clamp took about 5% of log_cosh's time). Below x = −87 it gives
+    /// e^−87 ≈ 1.6·10^−38, which log cosh only reads where a ≥ 43: there e lies far below half
+    /// an ulp of a − ln 2 and of 1.
+    #[inline(always)]
+    fn exp_nonpositive(x: f32) -> f32 {
+        let (k, r_hi, tail) = exp_reduce_clamped(if x < -87.0 { -87.0 } else { x });
+        (1.0 + (r_hi + tail)) * f32::from_bits((k.wrapping_add(127) as u32) << 23)
+    }
+
+    /// (log cosh a, tanh a) for a ≥ 0 (or NaN) given e = e^−2a, without a logarithm:
+    /// - below a = 1.09, ratios of polynomials in w = a²: log cosh a = a²/2 + w²·QN(w)/QD(w)
+    ///   and tanh a = a + a·w·RN(w)/RD(w), each a correction (under a fifth and two fifths of the
+    ///   result) added to an exact leading term by one fused multiply-add;
     /// - from a = 1.09, log cosh a = a + (log1p(e) − ln 2) with log1p(e) = e + e²·S(e)
     ///   (e ≤ 0.114), and tanh a = 1 − 2·e/(1 + e). 1.09 is where log cosh reaches 0.5, so the
     ///   rounding of log1p(e) − ln 2 (at most 2^−25) is at most half an ulp of the result.
     ///
-    /// Q, R and S: weighted least-squares fits approaching minimax (`tools/fit_log_cosh.py`:
-    /// Lawson's iteration against 40-digit mpmath values), with relative errors of 1.9·10^−9,
-    /// 1.5·10^−9 and 4.4·10^−10 of the result: a few hundredths of an ulp. NaN takes the large side and stays NaN; e = 0 (a beyond
-    /// 52) gives a − ln 2 and 1. Every float32 input is within 1 ulp of the correctly rounded
-    /// results (the sweep in `accuracy`); the generic form in float32 was about 5 ulps away.
+    /// The ratios replace polynomials of degrees 6 and 7 (as accurate): this loop is bound by its
+    /// multiply-adds, and a division runs beside them, in a unit of its own. Both sides are computed
+    /// and one selected, so the ratios' seven multiply-adds and two divisions instead of thirteen
+    /// multiply-adds took about 5% off log_cosh's time. They cost accuracy in the last bits: the
+    /// worst errors rose from 1.10 and 1.14 ulp to 1.24 and 1.38 (near a = 1.08, where the
+    /// corrections are largest), still within 1 ulp of the correctly rounded results.
+    ///
+    /// QN/QD, RN/RD and S: weighted least-squares fits approaching minimax (`tools/fit_float32.py`:
+    /// Lawson's iteration against 40-digit mpmath values, linearised for the ratios), with
+    /// relative errors of 1.3·10^−9, 1.0·10^−9 and 4.4·10^−10 of the result: a few hundredths of
+    /// an ulp. NaN takes the large side and stays NaN; e = 0 (a beyond 52) gives a − ln 2 and 1.
+    /// Every float32 input is within 1 ulp of the correctly rounded results (the sweep in
+    /// `accuracy`); the generic form in float32 was about 5 ulps away.
     #[inline(always)]
     fn log_cosh_tanh_abs(a: f32, e: f32) -> (f32, f32) {
         // Float32 coefficients, fitted one at a time with the earlier ones fixed at their rounded
-        // values (rounding them all after a float64 fit put R's error at 3·10^−8). Printed by
-        // tools/fit_log_cosh.py.
-        const Q: [f64; 7] = [
-            -0.08333327, 0.022220794, -0.00673522, 0.00214737, -0.0006583423, 0.00016066105, -2.1164295e-05,
-        ];
-        const R: [f64; 8] = [
-            -0.33333322, 0.13333012, -0.053936455, 0.02171627, -0.008446095, 0.0029015148, -0.00073257234,
-            9.459593e-05,
-        ];
+        // values (rounding them all after a float64 fit put a polynomial's error at 3·10^−8).
+        // Printed by tools/fit_float32.py.
         const S: [f64; 4] = [-0.49999696, 0.33313525, -0.2455191, 0.15659104];
+        const QN: [f64; 3] = [-0.083333306, -0.020405764, -0.00013121069];
+        const QD: [f64; 3] = [1.0, 0.51153123, 0.05705202];
+        const RN: [f64; 2] = [-0.3333333, -0.014638092];
+        const RD: [f64; 3] = [1.0, 0.4439138, 0.015662039];
         let w = a * a;
-        let l_small = (0.5 * a).mul_add(a, (w * w) * horner(w, &Q));
-        let th_small = a.mul_add(w * horner(w, &R), a);
+        let l_small = (0.5 * a).mul_add(a, (w * w) * (horner(w, &QN) / horner(w, &QD)));
+        let th_small = a.mul_add(w * (horner(w, &RN) / horner(w, &RD)), a);
         let log1p_e_minus_ln2 = e.mul_add(e.mul_add(horner(e, &S), 1.0), -std::f32::consts::LN_2);
         let l_large = a + log1p_e_minus_ln2;
         let th_large = (-2.0f32).mul_add(e / (1.0 + e), 1.0);
@@ -626,7 +642,7 @@ mod f64_impl {
         mantissa_bits = 52, exp_bias = 1023,
         ln2_hi = 6.93147180369123816490e-01f64, ln2_lo = 1.90821492927058770002e-10f64,
         exp_clamp = (-746.0f64, 710.0f64), round_magic = 6755399441055744.0f64,
-        exp_terms = 12,
+        exp_poly = INV_FACT,
         // fdlibm log: Lg1, Lg3, Lg5, Lg7 and Lg2, Lg4, Lg6
         log_poly_odd = [6.666666666666735130e-01f64, 2.857142874366239149e-01, 1.818357216161805012e-01, 1.479819860511658591e-01],
         log_poly_even = [3.999999999940941908e-01f64, 2.222219843214978396e-01, 1.531383769920937332e-01],
@@ -732,23 +748,23 @@ mod tests {
 /// Full sweep over all 2^32 inputs of every float32 function as it is now (fused multiply-adds,
 /// the logistic functions in float32 lanes with the double-float32 assembly in `f32_impl`), each
 /// in its own lane loop compiled for the level (`eval_at`); AVX-512 on a 2-core AMD EPYC,
-/// 2026-11-22, 291 s for all nine:
+/// 2026-11-22, 304 s for all nine:
 ///
 /// ```text
-///          exp: max dist 1 ulp (at 5.9604645e-8),  max err 0.924 ulp (at 5.1993413e0)
-///       exp_m1: max dist 1 ulp (at 1.1920929e-7),  max err 1.233 ulp (at 1.663553e1)
+///          exp: max dist 1 ulp (at 5.9604645e-8),  max err 0.875 ulp (at 1.559662e1)
+///       exp_m1: max dist 1 ulp (at 8.42937e-8),    max err 1.233 ulp (at 1.663553e1)
 ///           ln: max dist 1 ulp (at 9.14e-43),      max err 0.835 ulp (at 1.4054595e0)
 ///        ln_1p: max dist 1 ulp (at 7.450581e-8),   max err 0.835 ulp (at 4.0545952e-1)
-///      sigmoid: max dist 1 ulp (at 3.5762787e-7),  max err 0.819 ulp (at -8.6294106e1)
-///     softplus: max dist 1 ulp (at 6.341396e-8),   max err 0.819 ulp (at -8.6294106e1)
-///  log_sigmoid: max dist 1 ulp (at 5.579534e-8),   max err 0.819 ulp (at 8.6294106e1)
-///     log_cosh: max dist 1 ulp (at 2.2209882e-16), max err 1.102 ulp (at 1.0746986e0)
-///         tanh: max dist 1 ulp (at 3.5211173e-4),  max err 1.137 ulp (at 1.0803282e0)
+///      sigmoid: max dist 1 ulp (at 3.5762787e-7),  max err 0.802 ulp (at -8.629525e1)
+///     softplus: max dist 1 ulp (at 6.341396e-8),   max err 0.802 ulp (at -8.629525e1)
+///  log_sigmoid: max dist 1 ulp (at 5.579534e-8),   max err 0.802 ulp (at 8.629525e1)
+///     log_cosh: max dist 1 ulp (at 2.2209882e-16), max err 1.235 ulp (at 1.082527e0)
+///         tanh: max dist 1 ulp (at 6.398295e-4),   max err 1.384 ulp (at 1.0854976e0)
 /// ```
 ///
-/// The same figures as the earlier sweeps on an AVX2 machine (2026-11-21/22: 674 s for the first
-/// four, 765 s for the logistic three, 248 s for log_cosh and tanh), which called each function
-/// through a fn pointer: not inlined, that ran its baseline code. They hold for every level:
+/// (Earlier sweeps on an AVX2 machine, 2026-11-21/22, called each function through a fn pointer:
+/// not inlined, that ran its baseline code, and gave the same figures for the code of then.)
+/// The figures hold for every level:
 /// `every_simd_level_gives_the_same_bits` checks that the baseline, AVX2 and AVX-512 code agree bit
 /// for bit, as they must with every multiply-add fused (one rounding on each level).
 ///
