@@ -1,5 +1,6 @@
 """Fits the float32 polynomials and ratios of src/float.rs: `EXP_POLY_F32` (the float32
-exponential's) and those of `log_cosh_tanh` (`f32_impl::log_cosh_tanh_abs`).
+exponential's), `ATANH` (the logistic functions' log(1 + e^−|x|), `f32_impl::Logistic::log1p_e`)
+and those of `log_cosh_tanh` (`f32_impl::log_cosh_tanh_abs`).
 
 Not part of the package or its tests; run it to check or regenerate the coefficients. Needs
 mpmath besides NumPy (`pip install mpmath numpy`): `python tools/fit_float32.py`.
@@ -76,6 +77,11 @@ def main():
     r = r[np.abs(r) > half * 1e-6]
     p_target = np.array([float((mp.exp(mp.mpf(v)) - 1 - mp.mpf(v)) / mp.mpf(v) ** 2) for v in r])
     p, p_err = fit_float32(r, p_target, r * r / np.exp(r), 4)
+    # log(1 + f) = 2s + s·z·A(z) with s = f/(2 + f), z = s² ≤ 0.0295; A's error enters the result
+    # (about 2s) times z/2.
+    z = chebyshev_like(0.0295)
+    atanh_target = np.array([float((2 * mp.atanh(mp.sqrt(v)) / mp.sqrt(v) - 2) / v) for v in map(mp.mpf, z)])
+    atanh, atanh_err = fit_float32(z, atanh_target, z / 2, 2)
     a = chebyshev_like(SPLIT)
     mpa = [mp.mpf(v) for v in a]
     w = a * a
@@ -91,8 +97,9 @@ def main():
     e = chebyshev_like(float(np.exp(-2 * SPLIT)))
     s_target = np.array([float((mp.log1p(mp.mpf(v)) - mp.mpf(v)) / mp.mpf(v) ** 2) for v in e])
     s, s_err = fit_float32(e, s_target, e * e / float(mp.log(mp.cosh(SPLIT))), 3)
-    for name, c, err in (("EXP_POLY_F32", p, p_err), ("QN/QD", qn + qd, q_err), ("RN/RD", rn + rd, r_err),
-                         ("S", s, s_err)):
+    fits = (("EXP_POLY_F32", p, p_err), ("ATANH", atanh, atanh_err), ("QN/QD", qn + qd, q_err),
+            ("RN/RD", rn + rd, r_err), ("S", s, s_err))
+    for name, c, err in fits:
         print(f"{name}: relative error {err:.2e}; {', '.join(str(np.float32(v)) for v in c)}")
 
 
