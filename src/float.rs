@@ -485,10 +485,10 @@ mod f32_impl {
     );
 
     /// e^x for x ≤ 0 (or NaN) as `log_cosh_tanh_abs` needs it: `exp` with x clamped at −87 alone,
-    /// so that 2^k is a single normal number and one multiplication scales (`pow2_split`'s two
-    /// and the second clamp took about 5% of log_cosh's time). Below x = −87 it gives
-    /// e^−87 ≈ 1.6·10^−38, which log cosh only reads where a ≥ 43: there e lies far below half
-    /// an ulp of a − ln 2 and of 1.
+    /// so that 2^k is a single normal number and one multiplication scales (building and applying
+    /// `pow2_split`'s two factors, and the second clamp, took about 5% of log_cosh's time). Below
+    /// x = −87 it gives e^−87 ≈ 1.6·10^−38, which log cosh only reads where a ≥ 43: there e lies
+    /// far below half an ulp of a − ln 2 and of 1.
     #[inline(always)]
     fn exp_nonpositive(x: f32) -> f32 {
         let (k, r_hi, tail) = exp_reduce_clamped(if x < -87.0 { -87.0 } else { x });
