@@ -175,6 +175,52 @@ impl Acc {
     }
 }
 
+/// A block's per-row losses from their row sums: each sum ÷ c in f64 (a row sum beyond T's range
+/// need not overflow), rounded to T, added to the block's `Acc` and written to `value` (when
+/// non-empty), LANES rows at a time. Done row by row, the division and rounding end a dependency
+/// chain that the next row's work cannot overlap. Rows arrive in order, from the block's first.
+struct RowMeans<'v, T> {
+    c: f64,
+    sums: [f64; LANES],
+    pending: usize,
+    done: usize,
+    acc: Acc,
+    value: &'v mut [T],
+}
+
+impl<'v, T: Float> RowMeans<'v, T> {
+    fn new(c: usize, value: &'v mut [T]) -> Self {
+        RowMeans { c: c as f64, sums: [0.0; LANES], pending: 0, done: 0, acc: Acc::new(), value }
+    }
+    #[inline(always)]
+    fn push(&mut self, row_sum: f64) {
+        self.sums[self.pending] = row_sum;
+        self.pending += 1;
+        if self.pending == LANES {
+            self.flush();
+        }
+    }
+    #[inline(always)]
+    fn flush(&mut self) {
+        let mut losses = [T::ZERO; LANES];
+        for (l, s) in losses.iter_mut().zip(&self.sums) {
+            *l = T::from_f64(s / self.c);
+        }
+        let n = self.pending;
+        self.acc.add_each(n, |k| losses[k].to_f64());
+        if !self.value.is_empty() {
+            self.value[self.done..self.done + n].copy_from_slice(&losses[..n]);
+        }
+        self.done += n;
+        self.pending = 0;
+    }
+    #[inline(always)]
+    fn total(mut self) -> f64 {
+        self.flush();
+        self.acc.total()
+    }
+}
+
 /// A gradient buffer that blocks on different threads write through, each to its own elements.
 /// (In the (N, C, d…) layout a block's elements are interleaved with other blocks' along s, so
 /// `SharedOut`'s contiguous ranges do not fit; runs along s are disjoint.)
@@ -1002,7 +1048,7 @@ impl<T: Float> MultiMargin<'_, T> {
         let c = self.c;
         let (margin, squared) = (self.margin, self.squared);
         let mut buf = [T::ZERO; CHUNK];
-        let mut acc = Acc::new();
+        let mut means = RowMeans::new(c, value);
         for i in rows.clone() {
             let xr = &self.x[i * c..(i + 1) * c];
             let t = self.y[i] as usize;
@@ -1023,8 +1069,7 @@ impl<T: Float> MultiMargin<'_, T> {
                     *b_t = T::ZERO;
                 }
             });
-            // /C in f64 before rounding to T: a row sum beyond T's range need not overflow.
-            let loss = T::from_f64(total / c as f64);
+            means.push(total);
             if GRAD {
                 let sc = self.go.map_or(self.scale, |go| go[i]) * wy * self.inv_c;
                 // SAFETY: row i belongs to this block only.
@@ -1039,12 +1084,8 @@ impl<T: Float> MultiMargin<'_, T> {
                 gr[t] = T::ZERO;
                 gr[t] = -T::from_f64(sum64(gr));
             }
-            acc.add(loss.to_f64());
-            if !value.is_empty() {
-                value[i - rows.start] = loss;
-            }
         }
-        acc.total()
+        means.total()
     }
 }
 
@@ -1145,7 +1186,7 @@ impl<T: Float> MultiLabel<'_, T> {
         let mut buf = [T::ZERO; CHUNK];
         // e^−|x| for a chunk, computed in a pass of its own (see `pointwise::Term::STAGED`).
         let (mut e_hi, mut e_lo) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
-        let mut acc = Acc::new();
+        let mut means = RowMeans::new(c, value);
         for i in rows.clone() {
             let (xr, yr) = (&self.x[i * c..(i + 1) * c], &self.y[i * c..(i + 1) * c]);
             let wr = if self.per_element { &self.w[i * c..(i + 1) * c] } else { self.w };
@@ -1167,14 +1208,9 @@ impl<T: Float> MultiLabel<'_, T> {
                     }
                 }
             });
-            // /C in f64 before rounding to T: a row sum beyond T's range need not overflow.
-            let loss = T::from_f64(total / c as f64);
-            acc.add(loss.to_f64());
-            if !value.is_empty() {
-                value[i - rows.start] = loss;
-            }
+            means.push(total);
         }
-        acc.total()
+        means.total()
     }
 }
 
