@@ -48,6 +48,8 @@ pub trait Float:
     const LN2: Self;
     const NAN: Self;
     const INFINITY: Self;
+    /// Significand bits, the implicit one included (24 and 53).
+    const MANTISSA_DIGITS: u32;
     /// A block of ones, read where a kernel's optional per-element factor is absent.
     const ONES_BLOCK: &'static [Self; crate::reduce::BLOCK];
 
@@ -246,6 +248,7 @@ macro_rules! impl_float {
             const LN2: Self = std::f64::consts::LN_2 as $t;
             const NAN: Self = <$t>::NAN;
             const INFINITY: Self = <$t>::INFINITY;
+            const MANTISSA_DIGITS: u32 = <$t>::MANTISSA_DIGITS;
             const ONES_BLOCK: &'static [Self; crate::reduce::BLOCK] = &$ones;
 
             #[inline(always)]
