@@ -2,7 +2,10 @@
 quote beside the bench's interleaved medians:
 
     python benches/loops.py            # every part
-    python benches/loops.py threads    # or some: threads, marks, cross_entropy, numpy, pause
+    python benches/loops.py threads    # or some: threads, marks, cross_entropy, multiclass, numpy, pause
+
+Every part runs fastloss on 1 thread, as the bench and the issues' targets do, except where it says
+otherwise (threads, pause).
 
 - threads: value_and_grad into a reused buffer (and an Adam step) at 10^7 with 1 and 2 threads,
   each count held for a second of calls (twice, best kept): how the kernels scale once the pool is
@@ -11,6 +14,8 @@ quote beside the bench's interleaved medians:
   loop form.
 - cross_entropy: value_and_grad on the bench's three shapes (4096×1000, 65536×10, 256×32000), and
   32768×20 (the tile kernel with transposes copied element by element, 16 to 31 classes).
+- multiclass: multi_margin_loss and multilabel_soft_margin_loss on the bench's 10000×100, value and
+  value_and_grad, against the bench's textbook NumPy forms, alternating in rounds.
 - numpy: NumPy's float32 exp, log, log1p and cosh per element at 10^6 (into a buffer). Run it again
   with NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" to see them without AVX-512.
 - pause: cross_entropy 4096×1000 on 2 threads, six calls after each of eight 40 ms sleeps against
@@ -90,6 +95,30 @@ def cross_entropy(rng):
         print(f"cross_entropy value_and_grad {n}x{c}: {t * 1e3:.3f} ms")
 
 
+def multiclass(rng):
+    from fastloss import _bench_multiclass as bm
+
+    shape = bm.OTHER_SHAPE
+    cases = (
+        ("multi_margin_loss", bm._logits_and_labels(shape), bm._mm_value, bm._mm_grad),
+        ("multilabel_soft_margin_loss", bm._multilabel_inputs(shape), bm._ml_value, bm._ml_grad),
+    )
+    for name, make, value, grad in cases:
+        x, y = make(rng, 0, np.float32)
+        loss = getattr(fl, name)
+        timed = {
+            "value": lambda: loss(x, y),
+            "numpy value": lambda: value(x, y),
+            "value_and_grad": lambda: loss.value_and_grad(x, y),
+            "numpy value_and_grad": lambda: (value(x, y), grad(x, y)),
+        }
+        for _ in range(3):
+            ms = {k: min(timeit.repeat(f, number=10, repeat=5)) / 10 * 1e3 for k, f in timed.items()}
+            print(f"{name} {shape[0]}x{shape[1]}: " + "  ".join(f"{k} {v:.3f} ms" for k, v in ms.items())
+                  + f"  (NumPy/fastloss {ms['numpy value'] / ms['value']:.2f} / "
+                  f"{ms['numpy value_and_grad'] / ms['value_and_grad']:.2f})")
+
+
 def numpy_functions(rng):
     x = (rng.random(10**6) + 0.5).astype(np.float32)
     out = np.empty_like(x)
@@ -126,14 +155,15 @@ def pause(rng):
         fl.set_num_threads(before)
 
 
-PARTS = {"threads": threads, "marks": marks, "cross_entropy": cross_entropy, "numpy": numpy_functions,
-         "pause": pause}
+PARTS = {"threads": threads, "marks": marks, "cross_entropy": cross_entropy, "multiclass": multiclass,
+         "numpy": numpy_functions, "pause": pause}
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or list(PARTS)
     unknown = [w for w in wanted if w not in PARTS]
     if unknown:
         sys.exit(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    print(f"fastloss {fl.__version__} · simd {fl.simd_level()} · numpy {np.__version__}")
+    fl.set_num_threads(1)
+    print(f"fastloss {fl.__version__} · simd {fl.simd_level()} · threads 1 · numpy {np.__version__}")
     for w in wanted:
         PARTS[w](np.random.default_rng(0))
