@@ -2,7 +2,7 @@
 quote beside the bench's interleaved medians:
 
     python benches/loops.py            # every part
-    python benches/loops.py threads    # or some: threads, marks, cross_entropy, multiclass, numpy, pause
+    python benches/loops.py threads    # or some: threads, marks, cross_entropy, multiclass, alloc, numpy, pause
 
 Every part runs fastloss on 1 thread, as the bench and the issues' targets do, except where it says
 otherwise (threads, pause).
@@ -16,6 +16,9 @@ otherwise (threads, pause).
   32768×20 (the tile kernel with transposes copied element by element, 16 to 31 classes).
 - multiclass: multi_margin_loss and multilabel_soft_margin_loss on the bench's 10000×100, value and
   value_and_grad, against the bench's textbook NumPy forms, alternating in rounds.
+- alloc: mse_loss value_and_grad at 10^7 with its gradient from the buffer cache (warm after the
+  first call), with the cache off (fresh memory every call: page faults and the OS zeroing pages),
+  and into out=; np.empty(n).fill(1) beside them for what fresh NumPy memory costs.
 - numpy: NumPy's float32 exp, log, log1p and cosh per element at 10^6 (into a buffer). Run it again
   with NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" to see them without AVX-512.
 - pause: cross_entropy 4096×1000 on 2 threads, six calls after each of eight 40 ms sleeps against
@@ -119,6 +122,29 @@ def multiclass(rng):
                   f"{ms['numpy value_and_grad'] / ms['value_and_grad']:.2f})")
 
 
+def alloc(rng):
+    n = 10**7
+    a, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    g = np.empty_like(a)
+    limit = fl.set_buffer_cache(0)
+    fl.set_buffer_cache(limit)
+    cases = {
+        "cached": lambda: fl.mse_loss.value_and_grad(a, b),
+        "cache off": lambda: fl.mse_loss.value_and_grad(a, b),
+        "out=": lambda: fl.mse_loss.value_and_grad(a, b, out=g),
+        "np.empty(n).fill(1)": lambda: np.empty(n, np.float32).fill(1),
+    }
+    try:
+        for _ in range(3):
+            ms = {}
+            for k, f in cases.items():
+                fl.set_buffer_cache(0 if k == "cache off" else limit)
+                ms[k] = min(timeit.repeat(f, number=5, repeat=5)) / 5 * 1e3
+            print("mse_loss value_and_grad 1e7: " + "  ".join(f"{k} {v:.2f} ms" for k, v in ms.items()))
+    finally:
+        fl.set_buffer_cache(limit)
+
+
 def numpy_functions(rng):
     x = (rng.random(10**6) + 0.5).astype(np.float32)
     out = np.empty_like(x)
@@ -156,7 +182,7 @@ def pause(rng):
 
 
 PARTS = {"threads": threads, "marks": marks, "cross_entropy": cross_entropy, "multiclass": multiclass,
-         "numpy": numpy_functions, "pause": pause}
+         "alloc": alloc, "numpy": numpy_functions, "pause": pause}
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or list(PARTS)

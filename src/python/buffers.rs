@@ -43,8 +43,33 @@ impl Block {
         // SAFETY: bytes >= MIN_BYTES > 0.
         let ptr = unsafe { alloc(Self::layout(bytes)) };
         let ptr = NonNull::new(ptr).unwrap_or_else(|| handle_alloc_error(Self::layout(bytes)));
+        ask_for_huge_pages(ptr, bytes);
         Block { ptr, bytes }
     }
+}
+
+/// Asks Linux to back the block's whole 4 KiB pages with transparent huge pages, as NumPy does
+/// for its own arrays of 4 MiB and more: where THP is in `madvise` mode (the usual default),
+/// first touching a 40 MB block in 4 KiB pages took 17 ms here against 5 ms for `np.empty`'s.
+/// Only advice: a refusal changes nothing but speed, so its result is ignored.
+fn ask_for_huge_pages(ptr: NonNull<u8>, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        const MADV_HUGEPAGE: std::ffi::c_int = 14; // <linux/mman.h>
+        unsafe extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        let start = (ptr.as_ptr() as usize).next_multiple_of(PAGE);
+        let end = (ptr.as_ptr() as usize + bytes) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the block just allocated; madvise with this advice
+            // reads and writes no memory.
+            unsafe { madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, bytes);
 }
 
 impl Drop for Block {
