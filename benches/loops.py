@@ -7,9 +7,10 @@ quote beside the bench's interleaved medians:
 Every part runs fastloss on 1 thread, as the bench and the issues' targets do, except where it says
 otherwise (threads, pause).
 
-- threads: value_and_grad into a reused buffer (and an Adam step) at 10^7 with 1 and 2 threads,
-  each count held for a second of calls (twice, best kept): how the kernels scale once the pool is
-  awake, without the bench's switching between implementations and thread counts.
+- threads: value_and_grad into a reused buffer (and an Adam step) at 10^7 with 1, 2, 4, ...
+  threads up to the CPU count, each count held for a second of calls (twice, best kept): how the
+  kernels scale once the pool is awake, without the bench's switching between implementations and
+  thread counts.
 - marks: mse_loss's value and value_and_grad(out=) at 10^7 against np.dot and np.add in the same
   loop form.
 - cross_entropy: value_and_grad on the bench's three shapes (4096×1000, 65536×10, 256×32000), and
@@ -27,6 +28,7 @@ otherwise (threads, pause).
   right after a pause, and never back to back.
 """
 
+import os
 import sys
 import time
 import timeit
@@ -63,15 +65,18 @@ def threads(rng):
         "cross_entropy value_and_grad(out=) 4096x1000": lambda: fl.cross_entropy.value_and_grad(logits, classes, out=g2),
         "adam step 1e7": lambda: adam.step(grads),
     }
+    counts = [1, 2]
+    while counts[-1] * 2 <= (os.cpu_count() or 1):
+        counts.append(counts[-1] * 2)
     before = fl.get_num_threads()
     try:
         for name, f in cases.items():
             best = {}
-            for t in (1, 2, 1, 2):
+            for t in counts + counts:
                 fl.set_num_threads(t)
                 best[t] = min(best.get(t, float("inf")), held(f))
-            print(f"{name}: 1 thread {best[1] * 1e3:.2f} ms, 2 threads {best[2] * 1e3:.2f} ms, "
-                  f"speedup {best[1] / best[2]:.2f}x")
+            print(f"{name}: " + ", ".join(f"{t} {'thread' if t == 1 else 'threads'} {best[t] * 1e3:.2f} ms"
+                                         + ("" if t == 1 else f" ({best[1] / best[t]:.2f}x)") for t in counts))
     finally:
         fl.set_num_threads(before)
 

@@ -10,7 +10,8 @@ Protocol (docs/stack.md §7):
 - each workload also times a memory-bandwidth mark on the same n and dtype: `np.dot(a, b)` (reads two
   streams and reduces, like a loss value) or `np.add(a, b, out=c)` (reads two, writes one, like a loss
   gradient). `fastloss / mark` close to 1 means the kernel runs at memory (or cache) speed;
-- fastloss, BLAS (for the dot mark), PyTorch and (at 1 thread) XLA are pinned to `--threads`.
+- fastloss, BLAS (for the dot mark), PyTorch and XLA are pinned to `--threads` (XLA by starting its
+  CPU client on that many CPUs: see `_create_jax_client_on`).
 
 Workloads are plain `Workload` records produced by builder functions registered with `@register`;
 to benchmark more losses or optimizer steps, add a builder (see `regression_workloads`).
@@ -620,10 +621,41 @@ def import_jax(dtype, threads):
         import jax
 
         jax.config.update("jax_enable_x64", np.dtype(dtype) == np.float64)
-        jax.numpy.zeros(1).block_until_ready()
+        note += _create_jax_client_on(threads, lambda: jax.numpy.zeros(1).block_until_ready())
     except Exception as e:  # noqa: BLE001  (a broken install must not stop the benchmark)
         return None, f"unusable ({type(e).__name__}: {e})"
     return jax, f"{jax.__version__}{note}"
+
+
+def _create_jax_client_on(threads, create) -> str:
+    """Runs `create` (the first JAX computation, which starts XLA's CPU client and its threads) with
+    the calling thread confined to `threads` of its CPUs, then lifts the confinement.
+
+    The XLA_FLAGS above do not keep XLA's CPU runtime on one thread: measured here, jax 0.10.2 kept
+    both CPUs of a 2-CPU machine busy (1.5-2.0 CPUs per wall second in its value_and_grad rows) and
+    jax 0.11.2 up to 12 of 16. XLA sizes its thread pool by the CPU affinity at the client's start,
+    and the pool's threads inherit that affinity (JAX's maintainers give affinity as the way to limit
+    its CPU use: jax-ml/jax#1539), so JAX then runs on `threads` CPUs as fastloss, BLAS and torch do.
+    """
+    getaff, setaff = getattr(os, "sched_getaffinity", None), getattr(os, "sched_setaffinity", None)
+    cpus = sorted(getaff(0)) if getaff is not None else []
+    if setaff is None or len(cpus) <= threads:
+        create()
+        return ""
+    before = set(os.listdir("/proc/self/task"))
+    setaff(0, cpus[:threads])
+    try:
+        create()
+    finally:
+        setaff(0, cpus)
+        # The new threads may run on any CPU: confined to the same ones, a JAX worker contends with
+        # the Python thread that waits for it whenever the scheduler puts that thread there too.
+        for tid in set(os.listdir("/proc/self/task")) - before:
+            try:
+                setaff(int(tid), cpus)
+            except OSError:
+                pass
+    return f", XLA's CPU client started on {threads} of {len(cpus)} CPUs"
 
 
 def import_torch(threads):
@@ -885,7 +917,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--losses", default=None,
                    help="comma-separated workload names to run (default: all; see --list)")
     p.add_argument("--threads", type=_positive_int, default=1,
-                   help="threads for fastloss (and BLAS, torch; XLA at 1), default 1")
+                   help="threads for fastloss (and BLAS, torch, XLA), default 1")
     p.add_argument("--repeat", type=_positive_int, default=None,
                    help=f"samples per implementation (default {DEFAULT_REPEAT}, {QUICK_REPEAT} with --quick)")
     p.add_argument("--sample-ms", type=_positive_ms, default=SAMPLE_SECONDS * 1e3,
