@@ -3,10 +3,13 @@ implementation agrees with fastloss, and the table and the JSON say what was mea
 are not checked here (speed is measured by the bench itself, not asserted in tests)."""
 
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -104,3 +107,29 @@ def test_loops_pause_part_counts_its_calls():
     assert ok.returncode == 0, ok.stderr
     for label in ("after a 40 ms pause", "back to back"):
         assert re.search(f"2 threads, {label}: median [0-9.]+ ms, [0-9]+ of 48 calls with CPU/wall < 1.3", ok.stdout)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two CPUs")
+def test_jax_client_starts_on_as_many_cpus_as_threads_then_runs_anywhere():
+    """XLA sizes its thread pool by the affinity in force when its CPU client starts (see
+    `_create_jax_client_on`): the start must see `threads` CPUs, and nothing may stay confined."""
+    before = os.sched_getaffinity(0)
+    seen = {}
+
+    def create():  # stands in for JAX's first computation, which starts the client's threads
+        seen["affinity"] = os.sched_getaffinity(0)
+        seen["thread"] = threading.Thread(target=time.sleep, args=(0.5,))
+        seen["thread"].start()
+
+    note = bench._create_jax_client_on(1, create)
+    try:
+        assert len(seen["affinity"]) == 1
+        assert os.sched_getaffinity(0) == before
+        assert os.sched_getaffinity(seen["thread"].native_id) == before
+        assert f"on 1 of {len(before)} CPUs" in note
+    finally:
+        seen["thread"].join()
+    calls = []
+    assert bench._create_jax_client_on(len(before), lambda: calls.append(1)) == ""
+    assert calls == [1]
