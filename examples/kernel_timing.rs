@@ -23,6 +23,7 @@ fn main() {
     let loss = match name {
         "mse" => Loss::Regression(Pointwise::Mse),
         "l1" => Loss::Regression(Pointwise::L1),
+        "smooth_l1" => Loss::Regression(Pointwise::SmoothL1 { beta: 1.0 }),
         "huber" => Loss::Regression(Pointwise::Huber { delta: 1.0 }),
         "log_cosh" => Loss::Regression(Pointwise::LogCosh),
         "poisson" => Loss::Regression(Pointwise::PoissonLogInput { full: false }),

@@ -183,6 +183,9 @@ fn block<T: Float, K: Term<T>, const VALUE: u8, const GRAD: bool, const WEIGHTED
     gx: &mut [T],
     gz: &mut [T],
 ) -> (f64, bool) {
+    // The term by value: its fields become plain values. Behind the reference, a field read only
+    // in one arm of a select (smooth L1's 1/β) was loaded per element as a masked gather.
+    let term = *term;
     let n = x.len();
     let mut acc = reduce::BlockSum::new();
     let mut invalid = false;

@@ -27,20 +27,38 @@ impl<T: Float> Term<T> for L1 {
 }
 
 /// 0.5·r²/β for |r| < β, else |r| − β/2 (β > 0; β = 0 is l1 and handled by the caller).
+///
+/// `POW2`: β is a power of two whose reciprocal is finite (the default β = 1 among them). Then
+/// v/β and v·(1/β) are the same real number, so they round to the same bits, and the loop
+/// multiplies instead of dividing: a division per element was what bounded the value at 10⁵–10⁶
+/// (`examples/kernel_timing -- smooth_l1 100000 value`). A type parameter, not a field, for the
+/// reason given at [`PoissonLogInput`].
 #[derive(Copy, Clone)]
-pub struct SmoothL1<T> {
+pub struct SmoothL1<T, const POW2: bool> {
     pub beta: T,
+    /// 1/β, read when `POW2`.
+    pub inv_beta: T,
 }
-impl<T: Float> Term<T> for SmoothL1<T> {
+impl<T: Float, const POW2: bool> Term<T> for SmoothL1<T, POW2> {
     #[inline(always)]
     fn eval(&self, x: T, y: T, _: T, _: (T, T)) -> (T, T, T) {
-        let b = self.beta;
+        let (b, inv_b) = (self.beta, self.inv_beta);
+        let over_beta = |v: T| if POW2 { v * inv_b } else { v / b };
         let r = x - y;
         let a = r.abs();
-        let l = if a < b { T::HALF * a * (a / b) } else { a - T::HALF * b }; // a/b < 1: no spurious under/overflow
-        let d = if r <= -b { -T::ONE } else if r >= b { T::ONE } else { r / b };
+        let l = if a < b { T::HALF * a * over_beta(a) } else { a - T::HALF * b }; // a/b < 1: no spurious under/overflow
+        let d = if r <= -b { -T::ONE } else if r >= b { T::ONE } else { over_beta(r) };
         (l, d, T::ZERO)
     }
+}
+
+/// Whether `v` is a finite power of two with a finite reciprocal in T (so that dividing by it and
+/// multiplying by its reciprocal give the same bits).
+fn has_exact_reciprocal<T: Float>(v: T) -> bool {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    // In f64, a finite v > 0 (an f32 or f64) is normal: a power of two has no mantissa bits.
+    let pow2 = v > T::ZERO && v < T::INFINITY && v.to_f64().to_bits() & MANTISSA == 0;
+    pow2 && T::ONE / v < T::INFINITY
 }
 
 /// 0.5·r² for |r| < δ, else δ·(|r| − δ/2).
@@ -201,7 +219,14 @@ impl Pointwise {
         match self {
             Pointwise::Mse => evaluate(Mse, inp, out, sum),
             Pointwise::L1 => evaluate(L1, inp, out, sum),
-            Pointwise::SmoothL1 { beta } => evaluate(SmoothL1 { beta: t(beta) }, inp, out, sum),
+            Pointwise::SmoothL1 { beta } => {
+                let (beta, inv_beta) = (t(beta), T::ONE / t(beta));
+                if has_exact_reciprocal(beta) {
+                    evaluate(SmoothL1::<T, true> { beta, inv_beta }, inp, out, sum)
+                } else {
+                    evaluate(SmoothL1::<T, false> { beta, inv_beta }, inp, out, sum)
+                }
+            }
             Pointwise::Huber { delta } => evaluate(Huber { delta: t(delta) }, inp, out, sum),
             Pointwise::LogCosh => evaluate(LogCosh, inp, out, sum),
             Pointwise::SquaredLogError => evaluate(SquaredLogError, inp, out, sum),
@@ -214,6 +239,46 @@ impl Pointwise {
                 evaluate(PoissonRateInput::<T, true> { eps: t(eps) }, inp, out, sum)
             }
             Pointwise::GaussianNll { full, eps } => evaluate(GaussianNll { full, eps: t(eps) }, inp, out, sum),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_reciprocals_are_the_finite_powers_of_two_with_finite_inverses() {
+        for v in [1.0f32, 0.5, 2.0, 1024.0, f32::MIN_POSITIVE, 2f32.powi(127), 2f32.powi(-127)] {
+            assert!(has_exact_reciprocal(v), "{v:e}");
+        }
+        // 2^-130 is subnormal in f32 and 2^130 is not a float32; 3 and 0.75 are not powers of two.
+        for v in [2f32.powi(-130), 3.0, 0.75, 0.0, -1.0, f32::INFINITY, f32::NAN, 1.0 + f32::EPSILON] {
+            assert!(!has_exact_reciprocal(v), "{v:e}");
+        }
+        assert!(has_exact_reciprocal(2f64.powi(-1022)) && has_exact_reciprocal(2f64.powi(1023)));
+        assert!(!has_exact_reciprocal(2f64.powi(-1030)) && !has_exact_reciprocal(0.1f64));
+    }
+
+    /// With β a power of two, the multiplying loop gives the dividing loop's bits (the same
+    /// formula with `POW2 = false`), on magnitudes from subnormal to huge.
+    #[test]
+    fn smooth_l1_by_reciprocal_has_the_bits_of_division() {
+        fn check<T: Float + std::fmt::LowerExp>(beta: T, xs: &[T]) {
+            assert!(has_exact_reciprocal(beta));
+            let (mul, div) = (SmoothL1::<T, true> { beta, inv_beta: T::ONE / beta }, SmoothL1::<T, false> { beta, inv_beta: T::NAN });
+            for &x in xs {
+                let (a, b) = (mul.eval_at(x, T::ZERO, T::ONE), div.eval_at(x, T::ZERO, T::ONE));
+                assert!(a.0.to_f64().to_bits() == b.0.to_f64().to_bits() && a.1.to_f64().to_bits() == b.1.to_f64().to_bits(), "β = {beta:e}, x = {x:e}");
+            }
+        }
+        let xs32: Vec<f32> = (0..4000).map(|i| f32::from_bits(i * 0x7f7f_ffff / 4000 + i % 7)).flat_map(|v| [v, -v]).collect();
+        for beta in [1.0f32, 0.5, 8.0, f32::MIN_POSITIVE, 2f32.powi(-127), 2f32.powi(100)] {
+            check(beta, &xs32);
+        }
+        let xs64: Vec<f64> = (0..4000u64).map(|i| f64::from_bits(i * (0x7fef_ffff_ffff_ffff / 4000) + i % 7)).flat_map(|v| [v, -v]).collect();
+        for beta in [1.0f64, 0.25, f64::MIN_POSITIVE, 2f64.powi(1000)] {
+            check(beta, &xs64);
         }
     }
 }

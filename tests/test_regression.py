@@ -644,6 +644,31 @@ def test_smooth_l1_quadratic_branch_with_extreme_beta(dtype, a, beta):
     np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps)
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_smooth_l1_terms_have_the_bits_of_the_division_formula(dtype):
+    """For a power of two β the kernel multiplies by 1/β instead of dividing (the same real number,
+    so the same rounding); for other β it divides. Either way each term and gradient has the bits of
+    0.5·a·(a/β) and r/β computed in the dtype, on magnitudes from subnormal to huge."""
+    fi = np.finfo(dtype)
+    rng = np.random.default_rng(5)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    r = rng.integers(0, np.array(fi.max, dtype).view(bits), 3000, dtype=bits).view(dtype)
+    r = np.concatenate([r, -r, [0.0, fi.smallest_subnormal, fi.tiny, 1.0, 0.5, 2.0]]).astype(dtype)
+    y = np.zeros_like(r)
+    exps = (-149, -127, -126, -20, -1, 0, 1, 20, 127) if dtype == np.float32 else (-1074, -1023, -1022, -1, 0, 1, 1000, 1023)
+    betas = [float(np.ldexp(1.0, e)) for e in exps] + [0.75, 3.0, 1e-3]
+    for beta in betas:
+        b = dtype(beta)
+        with np.errstate(all="ignore"):
+            a = np.abs(r)
+            want = np.where(a < b, dtype(0.5) * a * (a / b), a - dtype(0.5) * b)
+            want_grad = np.where(r <= -b, dtype(-1), np.where(r >= b, dtype(1), r / b))
+        value, grad = fl.smooth_l1_loss.value_and_grad(r, y, beta=beta, reduction="none",
+                                                       grad_output=np.ones_like(r))
+        assert_bitwise_equal(value, want)
+        assert_bitwise_equal(grad, want_grad)
+
+
 def test_log_cosh_gradient_never_exceeds_one():
     r = np.linspace(0, 25, 200_001).astype(np.float32)
     g = fl.log_cosh_loss.grad(r, np.zeros_like(r), reduction="sum")
