@@ -307,12 +307,16 @@ fn apply_narrow<T: Float>(norm: PNorm, u: T, dist: T, c: T) -> T {
     }
 }
 
-/// `c` rounded to T when that costs no more than T's rounding (neither subnormal nor overflowed):
-/// then a row's gradient loop can run in T at full vector width; otherwise it runs in float64.
+/// `c` rounded to T when that costs no more than T's rounding of a normal number (half an ulp,
+/// at most 2^−24 of |c| in float32; a subnormal or overflowed result fails): then a row's
+/// gradient loop can run in T at full vector width; otherwise it runs in float64. (A bound of
+/// 10^−6 let subnormal float32 coefficients through, with up to 2^−17 relative error, and a
+/// cosine gradient that cancels to about 0 came out as 6 ulps of its terms.)
 #[inline(always)]
 fn narrow<T: Float>(c: f64) -> Option<T> {
     let t = T::from_f64(c);
-    if c == 0.0 || (t.to_f64() - c).abs() <= c.abs() * 1e-6 { Some(t) } else { None }
+    let half_ulp = 0.5f64.powi(T::MANTISSA_DIGITS as i32);
+    if c == 0.0 || (t.to_f64() - c).abs() <= c.abs() * half_ulp { Some(t) } else { None }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -595,11 +599,13 @@ fn contrastive_grad_row<T: Float>(a: &[T], b: &[T], g1: &mut [T], g2: &mut [T], 
 // Cosine embedding loss
 // ------------------------------------------------------------------------------------------------
 
-/// PyTorch's guard added to each squared magnitude (ATen Loss.cpp, EPSILON).
-const COS_EPS: f64 = 1e-12;
+/// PyTorch's guard added to each squared magnitude (ATen Loss.cpp, EPSILON): a float constant,
+/// so float32(1e-12) = 9.99999996e-13, in float64 too (torch 2.13's gradients at a zero vector
+/// match it, not 1e-12).
+const COS_EPS: f64 = 1e-12f32 as f64;
 
 /// Cosine embedding loss: 1 − cos for y = 1, max(0, cos − margin) for y = −1 (the caller checks
-/// y ∈ {1, −1}), cos = ⟨x1,x2⟩ / √((Σx1² + 1e-12)(Σx2² + 1e-12)). Gradients (input1, input2).
+/// y ∈ {1, −1}), cos = ⟨x1,x2⟩ / √((Σx1² + ε)(Σx2² + ε)) with ε = `COS_EPS`. Gradients (input1, input2).
 #[allow(clippy::too_many_arguments)]
 pub fn cosine_embedding<T: Float>(
     x1: &[T],

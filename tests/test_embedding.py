@@ -181,8 +181,8 @@ def _model_cosine(args, kw, G, dtype):
     gamma = (D + 64) * U64
     ut = _unit(dtype)
     with np.errstate(all="ignore"):
-        A = np.sum(x1 * x1, axis=-1) + 1e-12
-        B = np.sum(x2 * x2, axis=-1) + 1e-12
+        A = np.sum(x1 * x1, axis=-1) + float(np.float32(1e-12))
+        B = np.sum(x2 * x2, axis=-1) + float(np.float32(1e-12))
         denom = np.sqrt(A) * np.sqrt(B)
         cos = np.sum(x1 * x2, axis=-1) / denom
         e_cos = gamma * (np.sum(np.abs(x1 * x2), axis=-1) / denom + np.abs(cos) * 2) + 4 * U64
@@ -445,6 +445,14 @@ def test_matches_reference_hypothesis(name, dtype, data):
     check(name, args, kwargs, go, what="hypothesis")
 
 
+def test_coefficients_below_float32s_normal_range_stay_in_float64():
+    """Found by the `thorough` hypothesis profile: ∂cos/∂x2 = x1·c12 − x2·c22 cancels to about 0 here,
+    with c22 = 8.6e-40, subnormal in float32. Rounded to float32 (2^−17 relative error) it gave
+    −1.9e-29, six ulps of the cancelling terms; the row's gradient now runs in float64."""
+    args = [np.array([-88.0, 1e-4], np.float32), np.array([0.0, 3.628641e16], np.float32), np.array(-1.0, np.float32)]
+    check("cosine_embedding_loss", args, {"reduction": "none"}, None, what="subnormal coefficient")
+
+
 # --------------------------------------------------------------------------------------------------
 # Layouts, threads, out=
 # --------------------------------------------------------------------------------------------------
@@ -606,6 +614,14 @@ def test_zero_distance_gives_a_finite_gradient(impl, dtype):
     grads = impl.cosine_embedding_loss.grad(np.zeros((2, 5), dtype), x, np.ones(2, dtype))
     for g in grads:
         assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_cosine_epsilon_is_torchs_float_constant_in_float64_too(impl):
+    # torch 2.13 (float64 autograd): at a zero input1 the gradient is −x2/√(ε·(‖x2‖² + ε)) with
+    # ε = float32(1e-12) = 9.99999996e-13; exactly 1e-12 would give −948683.29804577, ....
+    g1, _ = impl.cosine_embedding_loss.grad(np.zeros((1, 2)), np.array([[0.3, 0.1]]), np.array([1.0]))
+    np.testing.assert_allclose(g1, [[-948683.29994115, -316227.76664705]], rtol=1e-13)
 
 
 @pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])

@@ -20,8 +20,7 @@ README ("Checked against PyTorch 2.13 itself") lists where fastloss differs on p
 not generated (targets of another shape, invalid or NaN hyper-parameters, Adagrad's per-group
 initial_accumulator_value) or are counted as "known differences", not mismatches: torch non-finite
 through overflow or 0 * inf where fastloss is finite, BCE-with-logits at -inf (also inside the focal
-formula), ignored cross-entropy rows holding NaN/inf, multi-margin over an empty batch,
-cosine_embedding_loss's eps in float64.
+formula), ignored cross-entropy rows holding NaN/inf, multi-margin over an empty batch.
 """
 import os
 
@@ -397,9 +396,6 @@ def known_difference(name, arrs, kw, dt, red, what):
         return ("nonfinite",)  # the composite multiplies 0 by an infinite distance
     if name == "multi_margin_loss" and x.ndim == 2 and x.shape[0] == 0 and red != "none" and what == "value":
         return ("nonfinite", "value")  # torch returns uninitialised memory for an empty batch
-    if name == "cosine_embedding_loss" and dt == F64 and np.any(np.minimum(np.sum(x * x, -1),
-                                                                          np.sum(arrs[1] ** 2, -1)) < 1e-6):
-        return ("value",)  # torch adds float32(1e-12) to the squared norms
     return ()
 
 

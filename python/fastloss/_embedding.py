@@ -118,7 +118,8 @@ def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction=
 def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", want_value, want_grad,
                           grad_output, out):
     """1 − cos for target 1, max(0, cos − margin) for target −1 and 0 for any other target (as
-    torch), with PyTorch's cos = ⟨x1, x2⟩ / √((‖x1‖² + 1e-12)(‖x2‖² + 1e-12)). Gradients (input1, input2)."""
+    torch), with PyTorch's cos = ⟨x1, x2⟩ / √((‖x1‖² + ε)(‖x2‖² + ε)), ε = float32(1e-12) in both dtypes
+    (as torch). Gradients (input1, input2)."""
     opts = (float_arg(margin, "margin"),)
     named = {"input1": input1, "input2": input2}
     return _rows(_core.cosine_embedding, named, target, None, opts, reduction, want_value, want_grad,

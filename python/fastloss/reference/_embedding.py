@@ -117,8 +117,9 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
     dtype, (x1, x2), y, _, _, value_shape = row_arrays({"input1": input1, "input2": input2}, target)
     x1, x2 = x1.astype(np.float64), x2.astype(np.float64)
     with np.errstate(all="ignore"):
-        A = np.sum(x1 * x1, axis=-1) + 1e-12
-        B = np.sum(x2 * x2, axis=-1) + 1e-12
+        # PyTorch adds its float constant 1e-12, float32(1e-12) = 9.99999996e-13, in float64 too
+        A = np.sum(x1 * x1, axis=-1) + float(np.float32(1e-12))
+        B = np.sum(x2 * x2, axis=-1) + float(np.float32(1e-12))
         denom = np.sqrt(A) * np.sqrt(B)
         cos = np.sum(x1 * x2, axis=-1) / denom
         loss = np.where(y == 1, 1 - cos, np.where(y == -1, np.maximum(cos - margin, 0.0), 0.0))
