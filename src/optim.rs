@@ -235,7 +235,9 @@ fn run<T: Float>(u: Update<'_, T>, sc: StepScalars) {
 }
 
 /// torch's `lerp_(end, weight)` on CPU: `start + w·(end − start)` for |w| < 0.5, else
-/// `end + (w − 1)·(end − start)` (both rounded per operation, no FMA).
+/// `end + (w − 1)·(end − start)` (both rounded per operation, no FMA), where w is the weight
+/// rounded to T first, the test included (β₁ = 0.5 + 10⁻⁹ gives 1 − β₁ below 0.5 in float64 but
+/// 0.5 in float32, and torch takes the second form there).
 #[derive(Copy, Clone)]
 struct Lerp<T> {
     small: bool,
@@ -246,7 +248,7 @@ struct Lerp<T> {
 impl<T: Float> Lerp<T> {
     fn new(weight: f64) -> Self {
         let w = T::from_f64(weight);
-        Lerp { small: weight.abs() < 0.5, w, w_minus_1: w - T::ONE }
+        Lerp { small: w.abs() < T::HALF, w, w_minus_1: w - T::ONE }
     }
 
     #[inline(always)]

@@ -67,6 +67,17 @@ def _real(value, name, minimum=None):
     return float_arg(value, name, minimum=minimum)
 
 
+def _step_lr(value):
+    """The learning rate a step uses: any number but NaN. As in torch, lr ≥ 0 is checked only where a
+    group is created (`add_param_group`): torch's own LinearLR and CosineAnnealingLR recursions can
+    end a hair below 0 (LinearLR(start_factor=0.3, end_factor=0.0, total_iters=3) on lr 0.1 ends at
+    −2.2e-18), and training must not stop there."""
+    v = _real(value, "lr")
+    if v != v:
+        raise ValueError("lr: got nan, expected a number")
+    return v
+
+
 def bool_arg(value, name):
     if value is True or value is False:
         return value
@@ -174,6 +185,7 @@ class Optimizer:
             group.setdefault(k, v)
         group = {"params": params, **group}
         self._hyper(group)  # validates
+        _real(group["lr"], "lr", 0.0)  # a new group's lr must not be negative (steps allow it: `_step_lr`)
         self.param_groups.append(group)
         self._gstates.append(_GroupState(len(params)))
         self._init_state(group, self._gstates[-1])
@@ -440,7 +452,7 @@ class SGD(Optimizer):
                                       nesterov=nesterov, maximize=maximize))
 
     def _hyper(self, g):
-        lr = _real(g["lr"], "lr", 0.0)
+        lr = _step_lr(g["lr"])
         momentum = _real(g["momentum"], "momentum", 0.0)
         dampening = _real(g["dampening"], "dampening")
         wd = _real(g["weight_decay"], "weight_decay", 0.0)
@@ -486,7 +498,7 @@ class Adam(Optimizer):
                                       maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
 
     def _hyper(self, g):
-        lr = _real(g["lr"], "lr", 0.0)
+        lr = _step_lr(g["lr"])
         betas = g["betas"]
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise TypeError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
@@ -524,7 +536,7 @@ class RMSprop(Optimizer):
                                       centered=centered, maximize=maximize))
 
     def _hyper(self, g):
-        lr = _real(g["lr"], "lr", 0.0)
+        lr = _step_lr(g["lr"])
         alpha = _real(g["alpha"], "alpha", 0.0)
         eps = _real(g["eps"], "eps", 0.0)
         wd = _real(g["weight_decay"], "weight_decay", 0.0)
@@ -551,7 +563,7 @@ class Adagrad(Optimizer):
                                       maximize=maximize))
 
     def _hyper(self, g):
-        lr = _real(g["lr"], "lr", 0.0)
+        lr = _step_lr(g["lr"])
         lr_decay = _real(g["lr_decay"], "lr_decay", 0.0)
         wd = _real(g["weight_decay"], "weight_decay", 0.0)
         _real(g["initial_accumulator_value"], "initial_accumulator_value", 0.0)

@@ -21,9 +21,10 @@ __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
 def _lerp(start, end, weight):
-    """torch's lerp on CPU: start + w·(end − start) for |w| < 0.5, else end + (w − 1)·(end − start)."""
+    """torch's lerp on CPU: start + w·(end − start) for |w| < 0.5, else end + (w − 1)·(end − start),
+    with w the weight rounded to the dtype (the test too)."""
     w = start.dtype.type(weight)
-    if abs(weight) < 0.5:
+    if abs(w) < 0.5:
         return start + w * (end - start)
     return end + (w - start.dtype.type(1)) * (end - start)
 
