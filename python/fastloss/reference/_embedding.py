@@ -128,8 +128,10 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
             return value, None
         factor = grad_factor(value_shape, dtype, reduction, grad_output, loss.size)
         s = np.where(y == 1, -factor, np.where((y == -1) & (cos - margin >= 0), factor, 0.0))[..., None]
-        dcos1 = x2 / denom[..., None] - cos[..., None] * x1 / A[..., None]
-        dcos2 = x1 / denom[..., None] - cos[..., None] * x2 / B[..., None]
+        # The coefficients first: cos·x1 of a subnormal x1 would round to the subnormal spacing
+        # before /A scales it up (32 units where the exact value is 22.6).
+        dcos1 = x2 / denom[..., None] - x1 * (cos / A)[..., None]
+        dcos2 = x1 / denom[..., None] - x2 * (cos / B)[..., None]
     return value, _store_all((s * dcos1, s * dcos2), out, dtype)
 
 
