@@ -30,6 +30,7 @@ from helpers import (FLOATS, assert_bitwise_equal, assert_close, assert_unchange
 
 ROW_LOSSES = ("triplet_margin_loss", "contrastive_loss", "cosine_embedding_loss")
 EW_LOSSES = ("margin_ranking_loss", "hinge_embedding_loss")
+ANY_RANK = ("triplet_margin_loss", "contrastive_loss")  # (..., D) and 0-d, as torch's pairwise_distance
 DIMS = (1, 7, 8, 9, 15, 16, 17, 128, 1000)
 REDUCTIONS = ("none", "mean", "sum")
 U64 = 2.0**-53
@@ -42,6 +43,11 @@ OPTIONS = {
     "margin_ranking_loss": ({}, {"margin": 0.7}),
     "hinge_embedding_loss": ({}, {"margin": 1.5}),
 }
+
+
+def _n_inputs(name):
+    """How many of the loss's leading arguments are float inputs (the rest is a target)."""
+    return {"triplet_margin_loss": 3, "hinge_embedding_loss": 1}.get(name, 2)
 
 
 def _unit(dtype):
@@ -251,8 +257,8 @@ def check(name, args, kwargs, grad_output=None, what=""):
         gv, gg = fast.value_and_grad(*args, grad_output=grad_output, **kwargs)
         wv, wg = ref.value_and_grad(*args, grad_output=grad_output, **kwargs)
     assert_unchanged(before, snapshot(*args, grad_output))
-    dtype = np.result_type(*[np.asarray(a).dtype for a in args[: (3 if name == "triplet_margin_loss" else
-                                                                      1 if name == "hinge_embedding_loss" else 2)]])
+    nx = _n_inputs(name)
+    dtype = np.result_type(*[np.asarray(a).dtype for a in args[:nx]])
     dtype = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
     label = f"{name}({what}, {kwargs}, grad_output={'array' if np.ndim(grad_output) else grad_output}, {dtype})"
     reduction = kwargs.get("reduction", "mean")
@@ -271,6 +277,8 @@ def check(name, args, kwargs, grad_output=None, what=""):
     go = 1.0 if grad_output is None else _f64(np.asarray(grad_output).astype(dtype))
     G = np.broadcast_to(go / (n if reduction == "mean" and n else 1), vshape).astype(np.float64)
     conv = [np.asarray(a).astype(dtype) for a in args]
+    if name in ROW_LOSSES and np.ndim(args[0]) == 0:  # a 0-d input is one row of one element
+        conv = [a.reshape(1) for a in conv[:nx]] + conv[nx:]
     vt, skip_v, gtols, gskips = MODELS[name](conv, kwargs, G, dtype)
     vt, skip_v = np.broadcast_to(np.nan_to_num(vt, nan=np.inf), vshape), np.broadcast_to(skip_v, vshape)
 
@@ -287,9 +295,11 @@ def check(name, args, kwargs, grad_output=None, what=""):
                 assert_close(gv, wv, tol + 2 * ulp(wv, dtype), dtype=dtype, what=f"{label} reduced value")
             else:
                 assert np.isnan(gv) == np.isnan(wv) or float(gv) == float(wv), label
+    rows = np.shape(conv[0]) if name in ROW_LOSSES else vshape
     for i, (a, b) in enumerate(zip(gg, wg)):
-        tol = np.nan_to_num(np.broadcast_to(gtols[i], a.shape), nan=np.inf) + 2 * ulp(b, dtype)
-        assert_close(a, b, tol, dtype=dtype, what=f"{label} grad[{i}]", skip=np.broadcast_to(gskips[i], a.shape))
+        tol = np.nan_to_num(np.broadcast_to(gtols[i], rows), nan=np.inf).reshape(a.shape) + 2 * ulp(b, dtype)
+        skip = np.broadcast_to(gskips[i], rows).reshape(a.shape)
+        assert_close(a, b, tol, dtype=dtype, what=f"{label} grad[{i}]", skip=skip)
     return (gv, gg), (wv, wg)
 
 
@@ -404,6 +414,48 @@ def test_unbatched_and_empty(name, dtype):
             check(name, empty, {**opts, "reduction": reduction}, what="empty")
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ANY_RANK)
+def test_any_rank_is_rows_of_the_last_axis(name, dtype):
+    """Inputs of shape (..., D) give the bits of their (-1, D) rows, a loss per row in the shape
+    (...); a 0-d input is one row of one element, with a 0-d loss and gradients (torch's
+    pairwise_distance takes both)."""
+    rng = np.random.default_rng(3)
+    loss = getattr(fl, name)
+    for shape in [(2, 3, 9), (4, 1, 2, 17), (2, 0, 5), (3, 2, 0), ()]:
+        n, d = math.prod(shape[:-1]), (shape[-1] if shape else 1)
+        for kind in ("normal", "adversarial"):
+            args = make_args(name, rng, shape, dtype, kind)
+            nx = _n_inputs(name)
+            rows = [a.reshape(n, d) for a in args[:nx]] + [a.reshape(n) for a in args[nx:]]
+            for opts in OPTIONS[name]:
+                for reduction in REDUCTIONS:
+                    with np.errstate(all="ignore"):
+                        v, g = loss.value_and_grad(*args, **opts, reduction=reduction)
+                        vr, gr = loss.value_and_grad(*rows, **opts, reduction=reduction)
+                    assert np.shape(v) == (shape[:-1] if reduction == "none" else ())
+                    assert_bitwise_equal(np.reshape(v, -1), np.reshape(vr, -1), f"{name} {shape} value")
+                    for a, b in zip(g, gr):
+                        assert a.shape == shape
+                        assert_bitwise_equal(a.reshape(n, d), b, f"{name} {shape} grad")
+                    for go in _grad_outputs(rng, shape[:-1], dtype, reduction):
+                        check(name, args, {**opts, "reduction": reduction}, go, what=f"{kind}, shape={shape}")
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_triplet_of_scalars_is_torchs(impl):
+    """0-d anchor, positive and negative: torch 2.13 gives 1.2499980926513672 (float32) and gradients
+    −2, 1, 1 of shape (), with or without swap. fastloss rounds the distances to float32 as torch
+    does, the reference (float64 throughout) only its result: one ulp apart here."""
+    a, p, n = np.float32(0.5), np.float32(1.0), np.float32(0.25)
+    want = np.float32(1.2499980926513672)
+    for swap in (False, True):
+        v, grads = impl.triplet_margin_loss.value_and_grad(a, p, n, swap=swap)
+        assert v.dtype == np.float32 and (v == want if impl is fl else abs(v - want) <= np.spacing(want))
+        for g, want_g in zip(grads, (-2.0, 1.0, 1.0)):
+            assert g.shape == () and g.dtype == np.float32 and g == want_g
+
+
 # --------------------------------------------------------------------------------------------------
 # Hypothesis
 # --------------------------------------------------------------------------------------------------
@@ -421,12 +473,15 @@ def _elements(dtype):
 @st.composite
 def _case(draw, name, dtype):
     if name in ROW_LOSSES:
-        shape = draw(st.one_of(st.tuples(st.integers(0, 6), st.integers(0, 40)), st.tuples(st.integers(1, 40))))
+        shapes = [st.tuples(st.integers(0, 6), st.integers(0, 40)), st.tuples(st.integers(1, 40))]
+        if name in ANY_RANK:
+            shapes += [st.just(()), st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 20))]
+        shape = draw(st.one_of(*shapes))
         vshape = shape[:-1]
     else:
         shape = draw(st.one_of(st.tuples(st.integers(0, 70)), st.just(()), st.tuples(st.integers(1, 5), st.integers(1, 9))))
         vshape = shape
-    nx = {"triplet_margin_loss": 3, "hinge_embedding_loss": 1}.get(name, 2)
+    nx = _n_inputs(name)
     args = [draw(hnp.arrays(dtype, shape, elements=_elements(dtype))) for _ in range(nx)]
     if name != "triplet_margin_loss":
         vals = [0.0, 1.0] if name == "contrastive_loss" else [-1.0, 1.0]
@@ -726,8 +781,12 @@ def _bad_calls():
     pm, zo = np.array([1.0, -1.0, 1.0]), np.array([0.0, 1.0, 1.0])
     calls = [
         ("triplet_margin_loss", (x, x, y3), {}, ValueError, r"negative.*\(2, 4\)"),
-        ("triplet_margin_loss", (np.zeros((2, 3, 4)),) * 3, {}, ValueError, r"anchor.*\(2, 3, 4\)"),
-        ("triplet_margin_loss", (np.zeros(()),) * 3, {}, ValueError, r"anchor.*\(\)"),
+        ("triplet_margin_loss", (np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((2, 4, 3))), {}, ValueError,
+         r"negative.*\(2, 4, 3\)"),
+        ("contrastive_loss", (np.zeros((2, 3, 4)),) * 2 + (np.zeros(3),), {}, ValueError, r"target.*\(3,\)"),
+        ("cosine_embedding_loss", (np.zeros((2, 3, 4)),) * 2 + (np.ones((2, 3)),), {}, ValueError,
+         r"input1.*\(2, 3, 4\)"),
+        ("cosine_embedding_loss", (np.zeros(()),) * 2 + (np.ones(()),), {}, ValueError, r"input1.*\(\)"),
         ("triplet_margin_loss", (x, x, x), {"p": 0.0}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"p": -1.0}, ValueError, "p"),
         ("triplet_margin_loss", (x, x, x), {"p": math.nan}, ValueError, "p"),

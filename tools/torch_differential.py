@@ -174,6 +174,10 @@ def row_shapes(rng):  # (N, D) inputs and the unbatched (D,)
     return [(d,), (0, d), (1, d), (n, d), (n, 1)]
 
 
+def any_rank_shapes(rng):  # triplet's and contrastive's (..., D), as torch's pairwise_distance; 0-d is one row
+    return row_shapes(rng) + [(), (2, 3, int(rng.integers(1, 12)))]
+
+
 def cases(make, opts=({},), diff=(0,), shapes=elem_shapes, tidy=None):
     """Cases (arrays, differentiable positions, options, kind): make(rng, shape, kind) for every kind and shape,
     with each option set of `opts` (a list, or a function of the kind); an option given as a function of
@@ -248,14 +252,16 @@ def make_triplet(rng, shape, kind):
 
 def untie_triplet(arrs, kw):
     """Drops the rows that sit on the hinge or on swap's choice up to rounding: either side is right there."""
-    a, p, n = arrs
+    a, p, n = (np.reshape(x, np.shape(x) or (1,)) for x in arrs)  # a 0-d input is one row of one element
     with np.errstate(all="ignore"):
         dap, dan, dpn = (np.linalg.norm(u - v + kw.get("eps", 1e-6), ord=kw["p"], axis=-1)
                          for u, v in ((a, p), (a, n), (p, n)))
         tol = 1e-5 * (dap + dan + dpn + 1)
         tie = np.abs(dap - (np.minimum(dan, dpn) if kw["swap"] else dan) + kw.get("margin", 1.0)) < tol
         tie |= kw["swap"] & (np.abs(dan - dpn) < tol)
-    return None if a.ndim == 1 and tie else [x[~tie] for x in arrs] if a.ndim == 2 else arrs
+    if not np.any(tie):
+        return arrs
+    return [x[~tie] for x in arrs] if np.ndim(tie) else None
 
 
 def make_pair(target):
@@ -373,10 +379,10 @@ LOSSES = {
         make_triplet, lambda kind: [dict(kw, p=p, swap=sw) for p in (1.0, 2.0, 3.0, math.inf)
                                     for kw in ({}, {"margin": 0.5, "eps": 0.0})
                                     for sw in ((False, True) if kind != "tiny" else (False,))],  # tiny: all tie
-        (0, 1, 2), row_shapes, untie_triplet), lambda a, k: rows(a[0]) + rows(a[1]) + rows(a[2]), lambda a, k: 1.0),
+        (0, 1, 2), any_rank_shapes, untie_triplet), lambda a, k: rows(a[0]) + rows(a[1]) + rows(a[2]), lambda a, k: 1.0),
     "contrastive_loss": (t_contrastive, None, cases(
         make_pair(lambda r, s: r.integers(0, 2, size=s).astype(np.float64)), [{}, {"margin": 3.0}, {"eps": 0.0}],
-        (0, 1), row_shapes), None, None),
+        (0, 1), any_rank_shapes), None, None),
     "cosine_embedding_loss": (F.cosine_embedding_loss, None, cases(
         make_pair(pm1), [{}, {"margin": 0.5}, {"margin": -0.5}], (0, 1), row_shapes),
         lambda a, k: 1.0, lambda a, k: inv_norm(a[0], a[1])),

@@ -1,8 +1,9 @@
 """Embedding and ranking losses on the compiled kernels (src/embedding.rs).
 
-Row-wise losses (triplet_margin_loss, contrastive_loss, cosine_embedding_loss) take inputs of shape
-(N, D), one loss per row, or unbatched (D,), one loss; margin_ranking_loss and hinge_embedding_loss
-are element-wise on any shape. The argument checks here are shared with `fastloss.reference`.
+Row-wise losses take one loss per row of the last axis: triplet_margin_loss and contrastive_loss
+inputs of any shape (..., D), as torch's pairwise_distance (a 0-d input is one row of one element),
+cosine_embedding_loss (N, D) or unbatched (D,), as torch; margin_ranking_loss and
+hinge_embedding_loss are element-wise on any shape. The argument checks here are shared with `fastloss.reference`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ def check_targets(t, allowed, name="target"):
         raise ValueError(f"{name}: entries must be {allowed[0]:g} or {allowed[1]:g}, got {bad!r}")
 
 
-def row_arrays(named, target=None, allowed=None):
+def row_arrays(named, target=None, allowed=None, any_rank=False):
     """Converts the row-wise losses' inputs: every array in `named` (the float inputs) with one
-    shape, (N, D) or (D,), and a target of shape (N,) or () (with values in `allowed` unless None).
+    shape, (N, D) or (D,) (any shape (..., D) if `any_rank`, 0-d as one row of one element), and a
+    target of the loss's shape, (N,) or () (with values in `allowed` unless None).
 
-    Returns (dtype, inputs, target array or None, nrows, d, value shape)."""
+    Returns (dtype, inputs, target array or None, nrows, d, value shape); the inputs keep their
+    shape (`x.reshape(value_shape + (d,))` views one as rows)."""
     args = dict(named)
     if target is not None:
         args["target"] = target
@@ -50,12 +53,12 @@ def row_arrays(named, target=None, allowed=None):
     xs = arrays[: len(names)]
     first = names[0]
     shape = xs[0].shape
-    if len(shape) not in (1, 2):
+    if not any_rank and len(shape) not in (1, 2):
         raise ValueError(f"{first}: expected shape (N, D) or (D,), got {shape}")
     for name, x in zip(names[1:], xs[1:]):
         same_shape(shape, x, name, first)
     value_shape = shape[:-1]
-    nrows, d = (shape[0], shape[1]) if len(shape) == 2 else (1, shape[0])
+    nrows, d = int(np.prod(value_shape, dtype=np.int64)), (shape[-1] if shape else 1)
     t = None
     if target is not None:
         t = arrays[-1]
@@ -74,17 +77,17 @@ def _scale(grad_output, value_shape, dtype, reduction, n):
     return scale, go
 
 
-def _rows(kernel, named, target, allowed, options, reduction, want_value, want_grad, grad_output, out):
+def _rows(kernel, named, target, allowed, options, reduction, want_value, want_grad, grad_output, out,
+          any_rank=False):
     reduction_arg(reduction)
-    dtype, xs, t, nrows, d, value_shape = row_arrays(named, target, allowed)
-    n = int(np.prod(value_shape, dtype=np.int64))
-    scale, go = _scale(grad_output, value_shape, dtype, reduction, n)
+    dtype, xs, t, nrows, d, value_shape = row_arrays(named, target, allowed, any_rank)
+    scale, go = _scale(grad_output, value_shape, dtype, reduction, nrows)
     value_out = np.empty(value_shape, dtype) if want_value and reduction == "none" else None
     grads = outs_arg(out, [xs[0].shape] * len(xs), dtype) if want_grad else None
     *xs, t, go = unalias([*xs, t, go], grads or [])
     extra = (t,) if t is not None else ()
     total = kernel(*xs, *extra, nrows, d, *options, go, scale, want_value and reduction != "none", value_out, grads)
-    value = finish_value(total, n, reduction, dtype, value_out) if want_value else None
+    value = finish_value(total, nrows, reduction, dtype, value_out) if want_value else None
     return value, (tuple(grads) if want_grad else None)
 
 
@@ -102,7 +105,8 @@ def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e
     max, as in PyTorch); `swap` uses min(d(a, n), d(p, n)). Gradients (anchor, positive, negative)."""
     opts = triplet_options(margin, p, eps, swap)
     named = {"anchor": anchor, "positive": positive, "negative": negative}
-    return _rows(_core.triplet_margin, named, None, None, opts, reduction, want_value, want_grad, grad_output, out)
+    return _rows(_core.triplet_margin, named, None, None, opts, reduction, want_value, want_grad, grad_output, out,
+                 any_rank=True)
 
 
 def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction="mean", want_value, want_grad,
@@ -112,7 +116,7 @@ def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction=
     opts = (float_arg(margin, "margin"), float_arg(eps, "eps"))
     named = {"input1": input1, "input2": input2}
     return _rows(_core.contrastive, named, target, ZERO_ONE, opts, reduction, want_value, want_grad, grad_output,
-                 out)
+                 out, any_rank=True)
 
 
 def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", want_value, want_grad,
