@@ -63,6 +63,10 @@ pub trait Float:
     fn mul_add(self, a: Self, b: Self) -> Self;
     /// e^x.
     fn exp(self) -> Self;
+    /// e^x for x ≤ 0 (or NaN), with `exp`'s bits there, in fewer operations: no upper clamp,
+    /// and 2^k applied as one computed factor and one constant. What the softmax's e^(x − max)
+    /// and the logistic functions' e^−|x| need.
+    fn exp_nonpositive(self) -> Self;
     /// e^x − 1, accurate near 0.
     fn exp_m1(self) -> Self;
     /// Natural logarithm.
@@ -79,14 +83,14 @@ pub trait Float:
     /// x ≥ 0 and e/(1+e) below, one division either way.
     #[inline(always)]
     fn sigmoid(self) -> Self {
-        let e = (-self.abs()).exp();
+        let e = (-self.abs()).exp_nonpositive();
         let num = if self >= Self::ZERO { Self::ONE } else { e };
         num / (Self::ONE + e)
     }
     /// softplus(x) = log(1 + e^x), stably as max(x, 0) + log1p(e^−|x|).
     #[inline(always)]
     fn softplus(self) -> Self {
-        let e = (-self.abs()).exp();
+        let e = (-self.abs()).exp_nonpositive();
         // max(x, 0) reads NaN as 0, but e (and so the sum) is NaN then.
         let pos = if self > Self::ZERO { self } else { Self::ZERO };
         pos + e.ln_1p()
@@ -100,7 +104,7 @@ pub trait Float:
     /// logistic loss (BCE-with-logits, soft margin). Same bits as the two separate calls.
     #[inline(always)]
     fn softplus_neg_sigmoid(self) -> (Self, Self) {
-        let e = (-self.abs()).exp();
+        let e = (-self.abs()).exp_nonpositive();
         let neg = if self < Self::ZERO { -self } else { Self::ZERO };
         let num = if self >= Self::ZERO { Self::ONE } else { e };
         (neg + e.ln_1p(), num / (Self::ONE + e))
@@ -110,7 +114,7 @@ pub trait Float:
     /// Same bits as the two separate calls.
     #[inline(always)]
     fn softplus_sigmoid(self) -> (Self, Self) {
-        let e = (-self.abs()).exp();
+        let e = (-self.abs()).exp_nonpositive();
         let pos = if self > Self::ZERO { self } else { Self::ZERO };
         let num = if self >= Self::ZERO { Self::ONE } else { e };
         (pos + e.ln_1p(), num / (Self::ONE + e))
@@ -129,7 +133,7 @@ pub trait Float:
     /// kernel that runs the two halves as separate passes (`pointwise::Term::STAGED`).
     #[inline(always)]
     fn exp_neg_abs(self) -> (Self, Self) {
-        ((-self.abs()).exp(), Self::ZERO)
+        ((-self.abs()).exp_nonpositive(), Self::ZERO)
     }
     /// `logistic` given `self.exp_neg_abs()`.
     #[inline(always)]
@@ -233,7 +237,7 @@ macro_rules! impl_float {
         $t:ty, $bits:ty, $sbits:ty,
         mantissa_bits = $mbits:expr, exp_bias = $bias:expr,
         ln2_hi = $ln2hi:expr, ln2_lo = $ln2lo:expr,
-        exp_clamp = ($lo:expr, $hi:expr), round_magic = $magic:expr,
+        exp_clamp = ($lo:expr, $hi:expr), nonpositive_shift = $shift:expr, round_magic = $magic:expr,
         exp_poly = $expoly:expr, log_poly_odd = $lgodd:expr, log_poly_even = $lgeven:expr,
         sqrt_half_bits = $sqrth:expr, subnormal_scale_log2 = $subexp:expr, ones = $ones:ident
         $(, overrides = { $($overrides:tt)* })?
@@ -285,6 +289,13 @@ macro_rules! impl_float {
                 let (k, r_hi, tail) = exp_reduce_impl(self);
                 let (s1, s2) = pow2_split(k);
                 (1.0 + (r_hi + tail)) * s1 * s2
+            }
+
+            #[inline(always)]
+            fn exp_nonpositive(self) -> Self {
+                let (k, r_hi, tail) = exp_reduce_clamped(if self < $lo { $lo } else { self });
+                let (s, c) = pow2_nonpositive(k);
+                (1.0 + (r_hi + tail)) * s * c
             }
 
             #[inline(always)]
@@ -384,6 +395,15 @@ macro_rules! impl_float {
             (s1, s2)
         }
 
+        /// 2^k for k ≤ 0 within exp's clamped range as 2^(k + shift), normal, and the constant
+        /// 2^−shift: a product with the first is exact, so the second rounds once, as with
+        /// `pow2_split`'s two factors (the same bits) for a third of its integer operations.
+        #[inline(always)]
+        fn pow2_nonpositive(k: $sbits) -> ($t, $t) {
+            let s = <$t>::from_bits((k.wrapping_add($bias + $shift) as $bits) << $mbits);
+            (s, <$t>::from_bits((($bias - $shift) as $bits) << $mbits))
+        }
+
         /// `k as float` for |k| < 2^(mantissa bits − 1), by the magic-number trick so that it
         /// vectorises on every level (AVX2 has no int64 → f64 conversion).
         #[inline(always)]
@@ -422,7 +442,8 @@ mod f32_impl {
         f32, u32, i32,
         mantissa_bits = 23, exp_bias = 127,
         ln2_hi = 6.9313812256e-01f32, ln2_lo = 9.0580006145e-06f32,
-        exp_clamp = (-150.0f32, 100.0f32), round_magic = 12582912.0f32,
+        // exp's k lies in [−216, 0] for x in [−150, 0]: 2^(k + 100) is normal.
+        exp_clamp = (-150.0f32, 100.0f32), nonpositive_shift = 100, round_magic = 12582912.0f32,
         exp_poly = EXP_POLY_F32,
         // musl logf: Lg1, Lg3 and Lg2, Lg4
         log_poly_odd = [0.666_666_626_93f64, 0.284_987_866_88],
@@ -477,7 +498,7 @@ mod f32_impl {
             // generic form's time (and a quarter of its error).
             #[inline(always)]
             fn log_cosh_pre(self) -> (Self, Self) {
-                (exp_nonpositive(-2.0 * self.abs()), 0.0)
+                (exp_nonpositive_floored(-2.0 * self.abs()), 0.0)
             }
             #[inline(always)]
             fn log_cosh_tanh_with(self, (e, _): (Self, Self)) -> (Self, Self) {
@@ -487,13 +508,13 @@ mod f32_impl {
         }
     );
 
-    /// e^x for x ≤ 0 (or NaN) as `log_cosh_tanh_abs` needs it: `exp` with x clamped at −87 alone,
-    /// so that 2^k is a single normal number and one multiplication scales (building and applying
-    /// `pow2_split`'s two factors, and the second clamp, took about 5% of log_cosh's time). Below
+    /// e^x for x ≤ 0 (or NaN) as `log_cosh_tanh_abs` needs it: `exp_nonpositive` with x clamped at
+    /// −87 instead of −150, so that 2^k is a single normal number and one multiplication scales
+    /// (2.6% of log_cosh's value_and_grad time against `exp_nonpositive`, 5% against `exp`). Below
     /// x = −87 it gives e^−87 ≈ 1.6·10^−38, which log cosh only reads where a ≥ 43: there e lies
     /// far below half an ulp of a − ln 2 and of 1.
     #[inline(always)]
-    fn exp_nonpositive(x: f32) -> f32 {
+    fn exp_nonpositive_floored(x: f32) -> f32 {
         let (k, r_hi, tail) = exp_reduce_clamped(if x < -87.0 { -87.0 } else { x });
         (1.0 + (r_hi + tail)) * f32::from_bits((k.wrapping_add(127) as u32) << 23)
     }
@@ -558,10 +579,8 @@ mod f32_impl {
     /// e^−|x| = 2^k·(1 + r_hi + tail) = 2^k·(hi + lo) as (e_hi, e_lo): t = r_hi + tail and
     /// hi = 1 + t rounded, with both rounding errors (Fast2Sum twice) in lo.
     ///
-    /// −|x| ≤ 0 needs only exp's lower clamp (−150), and k lies in [−216, 0]: 2^k scales as
-    /// 2^(k+100), normal, and then 2^−100. The first product is exact (lo's too, wherever e^−|x|
-    /// is normal), so each part rounds once, as with `pow2_split`'s two factors, in a third of its
-    /// integer operations.
+    /// −|x| ≤ 0 needs only exp's lower clamp, and 2^k is applied as in `exp_nonpositive`. The
+    /// first product is exact (lo's too, wherever e^−|x| is normal), so each part rounds once.
     #[inline(always)]
     fn exp_neg_abs_parts(x: f32) -> (f32, f32) {
         let y = -x.abs();
@@ -570,9 +589,8 @@ mod f32_impl {
         let t_err = (r_hi - t) + tail; // exact where |r_hi| ≥ |tail|; else both are tiny
         let hi = 1.0 + t;
         let lo = ((1.0 - hi) + t) + t_err;
-        let s = f32::from_bits((k.wrapping_add(127 + 100) as u32) << 23);
-        const TWO_POW_M100: f32 = f32::from_bits((127 - 100) << 23);
-        (hi * s * TWO_POW_M100, lo * s * TWO_POW_M100)
+        let (s, c) = pow2_nonpositive(k);
+        (hi * s * c, lo * s * c)
     }
 
     impl Logistic {
@@ -654,7 +672,8 @@ mod f64_impl {
         f64, u64, i64,
         mantissa_bits = 52, exp_bias = 1023,
         ln2_hi = 6.93147180369123816490e-01f64, ln2_lo = 1.90821492927058770002e-10f64,
-        exp_clamp = (-746.0f64, 710.0f64), round_magic = 6755399441055744.0f64,
+        // exp's k lies in [−1076, 0] for x in [−746, 0]: 2^(k + 600) is normal.
+        exp_clamp = (-746.0f64, 710.0f64), nonpositive_shift = 600, round_magic = 6755399441055744.0f64,
         exp_poly = INV_FACT,
         // fdlibm log: Lg1, Lg3, Lg5, Lg7 and Lg2, Lg4, Lg6
         log_poly_odd = [6.666666666666735130e-01f64, 2.857142874366239149e-01, 1.818357216161805012e-01, 1.479819860511658591e-01],
@@ -933,6 +952,52 @@ mod accuracy {
             for of_self in [true, false] {
                 let want = if of_self { Float::ln(x) } else { Float::ln_1p(-x) };
                 assert_eq!(x.ln_or_ln_1p_neg(of_self).to_bits(), want.to_bits(), "x = {x:e}, of_self = {of_self}");
+            }
+        }
+    }
+
+    /// `exp_nonpositive` gives the bits of `exp` for x ≤ 0: every 61st float32 from −0 to −∞ (all
+    /// of them: `cargo test --release --no-default-features -- --ignored exp_nonpositive_every`) and
+    /// NaN in a lane loop of the active SIMD level; random and edge float64 values down to −∞.
+    #[test]
+    fn exp_nonpositive_gives_the_bits_of_exp() {
+        check_exp_nonpositive(61);
+        let mut rng = xorshift(0x2545_F491_4F6C_DD1D);
+        let mut x64: Vec<f64> = vec![-0.0, 0.0, -5e-324, -708.4, -709.8, -745.1, -745.2, -746.0, -1e300, f64::NEG_INFINITY];
+        x64.extend((0..1 << 16).map(|_| -((rng() >> 11) as f64 / (1u64 << 53) as f64) * 800.0));
+        x64.extend((0..1 << 12).map(|_| f64::from_bits(rng() | (1 << 63))).filter(|v| !v.is_nan()));
+        for x in x64 {
+            assert_eq!(x.exp_nonpositive().to_bits(), Float::exp(x).to_bits(), "x = {x:e}");
+        }
+        assert!(f64::NAN.exp_nonpositive().is_nan());
+    }
+
+    #[test]
+    #[ignore = "every float32 ≤ 0; run with --release -- --ignored exp_nonpositive_every"]
+    fn exp_nonpositive_every_float32() {
+        check_exp_nonpositive(1);
+    }
+
+    /// In vectors of 2^20 inputs, so that the full sweep needs no more memory than a sample.
+    fn check_exp_nonpositive(step: usize) {
+        let all = ((-0.0f32).to_bits()..=f32::NEG_INFINITY.to_bits()).step_by(step).map(f32::from_bits);
+        let edges = [f32::NAN, f32::NEG_INFINITY, -f32::from_bits(1), -103.972, -103.973, -87.3, -88.8];
+        let mut inputs = all.chain(edges).peekable();
+        let (mut got, mut want) = (vec![0.0f32; 1 << 20], vec![0.0f32; 1 << 20]);
+        while inputs.peek().is_some() {
+            let x: Vec<f32> = inputs.by_ref().take(1 << 20).collect();
+            let (got, want) = (&mut got[..x.len()], &mut want[..x.len()]);
+            crate::simd::vectorized(
+                #[inline(always)]
+                || {
+                    for i in 0..x.len() {
+                        got[i] = x[i].exp_nonpositive();
+                        want[i] = Float::exp(x[i]);
+                    }
+                },
+            );
+            for i in 0..x.len() {
+                assert_eq!(bits(got[i]), bits(want[i]), "x = {:e}", x[i]);
             }
         }
     }

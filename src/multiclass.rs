@@ -471,7 +471,7 @@ impl<T: Float> Ce<'_, T> {
             let e: &mut [T] = if GRAD { &mut g[start..end] } else { &mut buf[..end - start] };
             let xs = &x[start..end];
             for j in 0..e.len() {
-                e[j] = (xs[j] - m).exp();
+                e[j] = (xs[j] - m).exp_nonpositive();
             }
             s += sum64(e);
             start = end;
@@ -562,7 +562,7 @@ impl<T: Float> Ce<'_, T> {
             // Two loops: the exponentials alone vectorise at T's full width (mixed with the f64
             // accumulation they would run at f64's).
             for r in 0..rr {
-                e[r] = (xs[r] - m[r]).exp();
+                e[r] = (xs[r] - m[r]).exp_nonpositive();
             }
             for r in 0..rr {
                 s[r] += e[r].to_f64();
