@@ -442,6 +442,63 @@ def test_any_rank_is_rows_of_the_last_axis(name, dtype):
                         check(name, args, {**opts, "reduction": reduction}, go, what=f"{kind}, shape={shape}")
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ANY_RANK)
+def test_broadcast_leading_axes_sum_the_gradients(name, dtype):
+    """Inputs whose leading axes broadcast (as torch's triplet_margin_loss takes them) give the bits
+    of the same call on copies broadcast to the common shape, and a stretched input's gradient is
+    that call's gradient summed in float64 over the axes it was stretched along; the reference
+    agrees."""
+    rng = np.random.default_rng(4)
+    cases = [((5, 7), (1, 7), (5, 7)), ((2, 1, 9), (1, 3, 9), (2, 3, 9)), ((1, 17), (4, 17), (1, 17)),
+             ((0, 4), (1, 4), (0, 4)), ((3, 1, 2, 8), (1, 2, 1, 8), (3, 2, 2, 8))]
+    loss, ref = getattr(fl, name), getattr(fl.reference, name)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for shapes in cases:
+        shapes = shapes[: _n_inputs(name)]
+        shape = np.broadcast_shapes(*shapes)
+        xs = [_scaled(rng, s, dtype, "normal") for s in shapes]
+        target = [rng.integers(0, 2, shape[:-1]).astype(dtype)] if name == "contrastive_loss" else []
+        full = [np.ascontiguousarray(np.broadcast_to(x, shape)) for x in xs]
+        for opts in OPTIONS[name]:
+            for reduction in REDUCTIONS:
+                v, g = loss.value_and_grad(*xs, *target, **opts, reduction=reduction)
+                vf, gf = loss.value_and_grad(*full, *target, **opts, reduction=reduction)
+                assert_bitwise_equal(np.reshape(v, -1), np.reshape(vf, -1), f"{name} {shapes} value")
+                for a, b, x in zip(g, gf, xs):
+                    axes = tuple(i for i in range(len(shape)) if x.shape[i] != shape[i])
+                    want = np.sum(b, axis=axes, keepdims=True, dtype=np.float64).astype(dtype) if axes else b
+                    assert a.shape == x.shape and a.dtype == dtype
+                    assert_bitwise_equal(a, want, f"{name} {shapes} {opts} {reduction} grad")
+                wv, wg = ref.value_and_grad(*xs, *target, **opts, reduction=reduction)
+                np.testing.assert_allclose(v, wv, **tol)
+                for a, b in zip(g, wg):
+                    np.testing.assert_allclose(a, b, **tol)
+                for impl in (loss, ref):  # out= buffers of the inputs' own shapes
+                    bufs = tuple(np.full(x.shape, np.nan, dtype) for x in xs)
+                    got = impl.grad(*xs, *target, **opts, reduction=reduction, out=bufs)
+                    assert all(o is b for o, b in zip(got, bufs))
+                    for a, b in zip(got, impl.grad(*xs, *target, **opts, reduction=reduction)):
+                        assert_bitwise_equal(a, b, f"{name} {shapes} out=")
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_triplet_broadcast_is_torchs(impl):
+    """One positive (1, 3) for two anchors and negatives (2, 3): torch 2.13's losses and gradients."""
+    a = np.array([[1.0, 0, 0], [0, 1, 0]])
+    p = np.array([[0.0, 0, 1]])
+    n = np.array([[1.0, 1, 0], [0, 0, 0]])
+    v = impl.triplet_margin_loss(a, p, n, reduction="none")
+    np.testing.assert_allclose(v, [1.4142145623731555, 1.4142125623731554], rtol=1e-15)
+    ga, gp, gn = impl.triplet_margin_loss.grad(a, p, n, reduction="sum")
+    np.testing.assert_allclose(ga, [[0.7071064882917983, 1.0000007071057813, -0.707107074080236],
+                                    [-2.928922188139827e-07, -0.29289251170620156, -0.707107074078236]],
+                               rtol=1e-14, atol=1e-22)
+    np.testing.assert_allclose(gp, [[-0.7071081953995796, -0.7071081953995796, 1.414212148158472]], rtol=1e-14)
+    np.testing.assert_allclose(gn, [[1.000001e-06, -0.999999999999, 1.000001e-06],
+                                    [9.99999e-07, 0.9999999999989999, 9.99999e-07]], rtol=1e-12)
+
+
 @pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
 def test_triplet_of_scalars_is_torchs(impl):
     """0-d anchor, positive and negative: torch 2.13 gives 1.2499980926513672 (float32) and gradients
@@ -781,8 +838,15 @@ def _bad_calls():
     pm, zo = np.array([1.0, -1.0, 1.0]), np.array([0.0, 1.0, 1.0])
     calls = [
         ("triplet_margin_loss", (x, x, y3), {}, ValueError, r"negative.*\(2, 4\)"),
+        ("triplet_margin_loss", (np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((2, 2, 4))), {}, ValueError,
+         r"negative: shape \(2, 2, 4\) does not broadcast with \(2, 3, 4\)"),
         ("triplet_margin_loss", (np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((2, 4, 3))), {}, ValueError,
-         r"negative.*\(2, 4, 3\)"),
+         r"negative: rows of length 3, anchor's are 4"),
+        ("triplet_margin_loss", (np.zeros((2, 1)), np.zeros((2, 4)), np.zeros((2, 4))), {}, ValueError,
+         r"positive: rows of length 4, anchor's are 1"),
+        ("triplet_margin_loss", (x, x[0], x), {}, ValueError, r"positive: expected 2 dimensions as anchor has"),
+        ("contrastive_loss", (x, np.zeros((1, 1, 4)), zo), {}, ValueError, r"input2: expected 2 dimensions"),
+        ("contrastive_loss", (x, np.zeros((1, 4)), zo[:2]), {}, ValueError, r"target.*\(2,\).*\(3,\)"),
         ("contrastive_loss", (np.zeros((2, 3, 4)),) * 2 + (np.zeros(3),), {}, ValueError, r"target.*\(3,\)"),
         ("cosine_embedding_loss", (np.zeros((2, 3, 4)),) * 2 + (np.ones((2, 3)),), {}, ValueError,
          r"input1.*\(2, 3, 4\)"),

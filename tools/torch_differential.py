@@ -247,12 +247,15 @@ def make_triplet(rng, shape, kind):
     a, p, n = (vals(rng, shape, kind) for _ in range(3))
     if len(shape) == 2 and shape[0] >= 2:
         p[0] = a[0]  # a zero distance
+        if kind in ("normal", "mixed"):
+            p = p[:1]  # one positive for every anchor: broadcast along the batch axis
     return [a, p, n]
 
 
 def untie_triplet(arrs, kw):
     """Drops the rows that sit on the hinge or on swap's choice up to rounding: either side is right there."""
     a, p, n = (np.reshape(x, np.shape(x) or (1,)) for x in arrs)  # a 0-d input is one row of one element
+    a, p, n = np.broadcast_arrays(a, p, n)
     with np.errstate(all="ignore"):
         dap, dan, dpn = (np.linalg.norm(u - v + kw.get("eps", 1e-6), ord=kw["p"], axis=-1)
                          for u, v in ((a, p), (a, n), (p, n)))
@@ -261,6 +264,8 @@ def untie_triplet(arrs, kw):
         tie |= kw["swap"] & (np.abs(dan - dpn) < tol)
     if not np.any(tie):
         return arrs
+    if any(np.shape(x) != a.shape for x in arrs):  # a broadcast input: its rows are everyone's
+        return None
     return [x[~tie] for x in arrs] if np.ndim(tie) else None
 
 

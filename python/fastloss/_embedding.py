@@ -1,9 +1,11 @@
 """Embedding and ranking losses on the compiled kernels (src/embedding.rs).
 
-Row-wise losses take one loss per row of the last axis: triplet_margin_loss and contrastive_loss
-inputs of any shape (..., D), as torch's pairwise_distance (a 0-d input is one row of one element),
-cosine_embedding_loss (N, D) or unbatched (D,), as torch; margin_ranking_loss and
-hinge_embedding_loss are element-wise on any shape. The argument checks here are shared with `fastloss.reference`.
+Row-wise losses take one loss per row of the last axis. triplet_margin_loss and contrastive_loss
+take inputs of any shape (..., D) with one D and one number of dimensions, whose leading axes
+broadcast together, as torch's triplet_margin_loss (a 0-d input is one row of one element);
+cosine_embedding_loss takes (N, D) or unbatched (D,), all of one shape, as torch. margin_ranking_loss
+and hinge_embedding_loss are element-wise on any shape. The argument checks here are shared with
+`fastloss.reference`.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ def check_targets(t, allowed, name="target"):
 
 def row_arrays(named, target=None, allowed=None, any_rank=False):
     """Converts the row-wise losses' inputs: every array in `named` (the float inputs) with one
-    shape, (N, D) or (D,) (any shape (..., D) if `any_rank`, 0-d as one row of one element), and a
-    target of the loss's shape, (N,) or () (with values in `allowed` unless None).
+    shape, (N, D) or (D,) (if `any_rank`, shapes (..., D) of one number of dimensions and one D
+    whose leading axes broadcast together, 0-d as one row of one element), and a target of the
+    loss's shape (with values in `allowed` unless None).
 
-    Returns (dtype, inputs, target array or None, nrows, d, value shape); the inputs keep their
-    shape (`x.reshape(value_shape + (d,))` views one as rows)."""
+    Returns (dtype, inputs, target array or None, shape): the inputs keep their own shapes, `shape`
+    is their broadcast shape (see `rows_of`)."""
     args = dict(named)
     if target is not None:
         args["target"] = target
@@ -56,9 +59,21 @@ def row_arrays(named, target=None, allowed=None, any_rank=False):
     if not any_rank and len(shape) not in (1, 2):
         raise ValueError(f"{first}: expected shape (N, D) or (D,), got {shape}")
     for name, x in zip(names[1:], xs[1:]):
-        same_shape(shape, x, name, first)
+        if not any_rank:
+            same_shape(shape, x, name, first)
+        elif x.ndim != len(shape):
+            raise ValueError(f"{name}: expected {len(shape)} dimensions as {first} has, got shape {x.shape}")
+        elif x.shape[-1:] != shape[-1:]:
+            # torch would broadcast D too, but each distance over its own pair's D
+            raise ValueError(f"{name}: rows of length {x.shape[-1]}, {first}'s are {shape[-1]} (only the leading "
+                             f"axes broadcast)")
+        else:
+            try:
+                shape = np.broadcast_shapes(shape, x.shape)
+            except ValueError:
+                raise ValueError(f"{name}: shape {x.shape} does not broadcast with {shape}, the shape of the "
+                                 f"inputs before it") from None
     value_shape = shape[:-1]
-    nrows, d = int(np.prod(value_shape, dtype=np.int64)), (shape[-1] if shape else 1)
     t = None
     if target is not None:
         t = arrays[-1]
@@ -67,7 +82,19 @@ def row_arrays(named, target=None, allowed=None, any_rank=False):
                              f"(one target per row of {first})")
         if allowed is not None:
             check_targets(t, allowed)
-    return dtype, xs, t, nrows, d, value_shape
+    return dtype, xs, t, shape
+
+
+def rows_of(shape):
+    """(rows, row length, loss shape) of inputs of `shape` (..., D); 0-d is one row of one element."""
+    return math.prod(shape[:-1]), (shape[-1] if shape else 1), shape[:-1]
+
+
+def sum_to_shape(g, shape):
+    """The gradient `g` of an input broadcast to g's shape from `shape` (as many dimensions): summed
+    in float64 over the axes the input was stretched along."""
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a != b)
+    return np.sum(g, axis=axes, keepdims=True, dtype=np.float64) if axes else g
 
 
 def _scale(grad_output, value_shape, dtype, reduction, n):
@@ -80,14 +107,25 @@ def _scale(grad_output, value_shape, dtype, reduction, n):
 def _rows(kernel, named, target, allowed, options, reduction, want_value, want_grad, grad_output, out,
           any_rank=False):
     reduction_arg(reduction)
-    dtype, xs, t, nrows, d, value_shape = row_arrays(named, target, allowed, any_rank)
+    dtype, xs, t, shape = row_arrays(named, target, allowed, any_rank)
+    nrows, d, value_shape = rows_of(shape)
     scale, go = _scale(grad_output, value_shape, dtype, reduction, nrows)
     value_out = np.empty(value_shape, dtype) if want_value and reduction == "none" else None
-    grads = outs_arg(out, [xs[0].shape] * len(xs), dtype) if want_grad else None
+    grads = outs_arg(out, [x.shape for x in xs], dtype) if want_grad else None
+    # An input broadcast to the others' shape is copied at that shape, and its gradient is the sum
+    # of those of the rows it stands for: the kernel writes them to a temporary.
+    stretched = [x.shape != shape for x in xs]
+    xs = [np.ascontiguousarray(np.broadcast_to(x, shape)) if s else x for x, s in zip(xs, stretched)]
+    kernel_grads = [np.empty(shape, dtype) if s else g for g, s in zip(grads, stretched)] if want_grad else None
     *xs, t, go = unalias([*xs, t, go], grads or [])
     extra = (t,) if t is not None else ()
-    total = kernel(*xs, *extra, nrows, d, *options, go, scale, want_value and reduction != "none", value_out, grads)
+    total = kernel(*xs, *extra, nrows, d, *options, go, scale, want_value and reduction != "none", value_out,
+                   kernel_grads)
     value = finish_value(total, nrows, reduction, dtype, value_out) if want_value else None
+    if want_grad:
+        for g, kg, s in zip(grads, kernel_grads, stretched):
+            if s:
+                g[...] = sum_to_shape(kg, g.shape)
     return value, (tuple(grads) if want_grad else None)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._args import float_arg, outs_arg, reduction_arg
-from .._embedding import ZERO_ONE, elementwise_arrays, row_arrays, triplet_options
+from .._embedding import ZERO_ONE, elementwise_arrays, row_arrays, rows_of, sum_to_shape, triplet_options
 from .._loss import losses
 from ._common import grad_factor, reduce_losses, store_grad, torch_sign
 
@@ -54,11 +54,12 @@ def _norm_grad(u, dist, p):
     return np.where(zero | ((a == 0) & ~np.isnan(d)), 0.0, g)
 
 
-def _store_all(grads, out, dtype, shape):
-    """The gradients, each of the inputs' `shape`, in `out` or new arrays of `dtype`."""
-    bufs = outs_arg(out, [shape] * len(grads), dtype)
+def _store_all(grads, out, dtype, shape, shapes):
+    """The gradients of inputs of `shapes` broadcast to `shape` (computed as rows of it), in `out`
+    or new arrays of `dtype`."""
+    bufs = outs_arg(out, shapes, dtype)
     for b, g in zip(bufs, grads):
-        b[...] = g.reshape(shape)
+        b[...] = sum_to_shape(g.reshape(shape), b.shape)
     return tuple(bufs)
 
 
@@ -66,10 +67,9 @@ def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e
                         want_value, want_grad, grad_output, out):
     margin, p, eps, swap = triplet_options(margin, p, eps, swap)
     reduction_arg(reduction)
-    dtype, (a, pos, neg), _, _, d, value_shape = row_arrays(
-        {"anchor": anchor, "positive": positive, "negative": negative}, any_rank=True)
-    shape = a.shape
-    a, pos, neg = (x.astype(np.float64).reshape(value_shape + (d,)) for x in (a, pos, neg))
+    dtype, xs, _, shape = row_arrays({"anchor": anchor, "positive": positive, "negative": negative}, any_rank=True)
+    _, d, value_shape = rows_of(shape)
+    a, pos, neg = (np.broadcast_to(x.astype(np.float64), shape).reshape(value_shape + (d,)) for x in xs)
     with np.errstate(all="ignore"):
         u, v, w = a - pos + eps, a - neg + eps, pos - neg + eps
         d_ap, d_an, d_pn = _norm(u, p), _norm(v, p), _norm(w, p)
@@ -87,16 +87,15 @@ def triplet_margin_loss(anchor, positive, negative, *, margin=1.0, p=2.0, eps=1e
         gu, gv = g * _norm_grad(u, d_ap, p), g * share_an[..., None] * _norm_grad(v, d_an, p)
         gw = g * (1 - share_an[..., None]) * _norm_grad(w, d_pn, p) if swap else np.zeros_like(gu)
         grads = (gu - gv, -gu - gw, gv + gw)
-    return value, _store_all(grads, out, dtype, shape)
+    return value, _store_all(grads, out, dtype, shape, [x.shape for x in xs])
 
 
 def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction="mean", want_value, want_grad,
                      grad_output, out):
     margin, eps = float_arg(margin, "margin"), float_arg(eps, "eps")
     reduction_arg(reduction)
-    dtype, (x1, x2), y, _, d, value_shape = row_arrays({"input1": input1, "input2": input2}, target, ZERO_ONE,
-                                                       any_rank=True)
-    shape = x1.shape
+    dtype, (x1, x2), y, shape = row_arrays({"input1": input1, "input2": input2}, target, ZERO_ONE, any_rank=True)
+    _, d, value_shape = rows_of(shape)
     with np.errstate(all="ignore"):
         u = (x1.astype(np.float64) - x2.astype(np.float64) + eps).reshape(value_shape + (d,))
         d = np.sqrt(np.sum(u * u, axis=-1))
@@ -111,14 +110,15 @@ def contrastive_loss(input1, input2, target, *, margin=1.0, eps=1e-6, reduction=
         c = factor * np.where(dissimilar, -hinge / np.where(d == 0, 1.0, d), 1.0)
         c = np.where(d == 0, 0.0, np.where(np.isnan(d), np.nan, c))  # a NaN distance poisons its row, as in torch
         g1 = c[..., None] * u
-    return value, _store_all((g1, -g1), out, dtype, shape)
+    return value, _store_all((g1, -g1), out, dtype, shape, [x1.shape, x2.shape])
 
 
 def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean", want_value, want_grad,
                           grad_output, out):
     margin = float_arg(margin, "margin")
     reduction_arg(reduction)
-    dtype, (x1, x2), y, _, _, value_shape = row_arrays({"input1": input1, "input2": input2}, target)
+    dtype, (x1, x2), y, shape = row_arrays({"input1": input1, "input2": input2}, target)
+    value_shape = shape[:-1]
     x1, x2 = x1.astype(np.float64), x2.astype(np.float64)
     with np.errstate(all="ignore"):
         # PyTorch adds its float constant 1e-12, float32(1e-12) = 9.99999996e-13, in float64 too
@@ -136,7 +136,7 @@ def cosine_embedding_loss(input1, input2, target, *, margin=0.0, reduction="mean
         # before /A scales it up (32 units where the exact value is 22.6).
         dcos1 = x2 / denom[..., None] - x1 * (cos / A)[..., None]
         dcos2 = x1 / denom[..., None] - x2 * (cos / B)[..., None]
-    return value, _store_all((s * dcos1, s * dcos2), out, dtype, x1.shape)
+    return value, _store_all((s * dcos1, s * dcos2), out, dtype, shape, [shape, shape])
 
 
 def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean", want_value, want_grad,
@@ -153,7 +153,7 @@ def margin_ranking_loss(input1, input2, target, *, margin=0.0, reduction="mean",
             return value, None
         g = np.where(pre >= 0, grad_factor(x1.shape, dtype, reduction, grad_output, x1.size), 0.0)
         grads = (-y * g, y * g)
-    return value, _store_all(grads, out, dtype, x1.shape)
+    return value, _store_all(grads, out, dtype, x1.shape, [x1.shape, x1.shape])
 
 
 def hinge_embedding_loss(input, target, *, margin=1.0, reduction="mean", want_value, want_grad, grad_output, out):
