@@ -171,6 +171,14 @@ def outs_arg(out, shapes, dtype):
     return bufs
 
 
+def sum_to_shape(g, shape):
+    """`g`, the gradient of an input of `shape` broadcast to g's shape (as many dimensions, the
+    stretched ones of size 1 in `shape`), summed in float64 over the stretched axes and rounded to
+    g's dtype."""
+    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a != b)
+    return np.sum(g, axis=axes, keepdims=True, dtype=np.float64).astype(g.dtype) if axes else g
+
+
 def unalias(inputs, outs):
     """Copies any input that shares memory with an output, so the kernel's reads are not
     disturbed by its writes."""

@@ -25,8 +25,10 @@ from ._args import (
     outs_arg,
     reduction_arg,
     same_shape,
+    sum_to_shape,
     unalias,
 )
+from ._classification import broadcast_arg
 from ._loss import losses
 
 ZERO_ONE = (0.0, 1.0)
@@ -90,13 +92,6 @@ def rows_of(shape):
     return math.prod(shape[:-1]), (shape[-1] if shape else 1), shape[:-1]
 
 
-def sum_to_shape(g, shape):
-    """The gradient `g` of an input broadcast to g's shape from `shape` (as many dimensions): summed
-    in float64 over the axes the input was stretched along."""
-    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a != b)
-    return np.sum(g, axis=axes, keepdims=True, dtype=np.float64) if axes else g
-
-
 def _scale(grad_output, value_shape, dtype, reduction, n):
     scale, go = grad_output_arg(grad_output, value_shape, dtype, reduction)
     if reduction == "mean":
@@ -115,7 +110,7 @@ def _rows(kernel, named, target, allowed, options, reduction, want_value, want_g
     # An input broadcast to the others' shape is copied at that shape, and its gradient is the sum
     # of those of the rows it stands for: the kernel writes them to a temporary.
     stretched = [x.shape != shape for x in xs]
-    xs = [np.ascontiguousarray(np.broadcast_to(x, shape)) if s else x for x, s in zip(xs, stretched)]
+    xs = [broadcast_arg(x, shape, name) for x, name in zip(xs, named)]
     kernel_grads = [np.empty(shape, dtype) if s else g for g, s in zip(grads, stretched)] if want_grad else None
     *xs, t, go = unalias([*xs, t, go], grads or [])
     extra = (t,) if t is not None else ()

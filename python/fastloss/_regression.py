@@ -21,6 +21,7 @@ from ._args import (
     outs_arg,
     reduction_arg,
     same_shape,
+    sum_to_shape,
     unalias,
 )
 from ._loss import losses
@@ -143,14 +144,10 @@ def gaussian_var(var, shape):
 
 def reduce_to_var_shape(grad_full, var_shape):
     """Sums a gradient computed at the input's shape back to `var`'s (see `gaussian_var`)."""
-    if grad_full.shape == var_shape:
-        return grad_full
-    if len(var_shape) == 0:
-        return grad_full.sum(dtype=np.float64).astype(grad_full.dtype)
-    if len(var_shape) < grad_full.ndim:  # one dim short: the trailing dim was added
-        return grad_full.sum(axis=-1, dtype=np.float64).astype(grad_full.dtype).reshape(var_shape)
-    (axis,) = [i for i, (v, s) in enumerate(zip(var_shape, grad_full.shape)) if v != s]
-    return grad_full.sum(axis=axis, keepdims=True, dtype=np.float64).astype(grad_full.dtype)
+    if len(var_shape) < grad_full.ndim:  # a scalar, or one dim short (the trailing dim was added)
+        stretched = var_shape + (1,) if var_shape else (1,) * grad_full.ndim
+        return sum_to_shape(grad_full, stretched).reshape(var_shape)
+    return sum_to_shape(grad_full, var_shape)
 
 
 def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="mean", want_value, want_grad,

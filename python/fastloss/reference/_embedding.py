@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._args import float_arg, outs_arg, reduction_arg
-from .._embedding import ZERO_ONE, elementwise_arrays, row_arrays, rows_of, sum_to_shape, triplet_options
+from .._args import float_arg, outs_arg, reduction_arg, sum_to_shape
+from .._embedding import ZERO_ONE, elementwise_arrays, row_arrays, rows_of, triplet_options
 from .._loss import losses
 from ._common import grad_factor, reduce_losses, store_grad, torch_sign
 
