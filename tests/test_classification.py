@@ -528,6 +528,89 @@ def test_kl_div_target_zero_and_batchmean():
         np.float64(-1.0), np.float64(0.5), reduction="sum")  # 0-d: no division
 
 
+KL_BROADCAST = [((4, 3), (3,)), ((3,), (4, 3)), ((1, 3), (4, 3)), ((4, 1), (1, 3)), ((), (5,)), ((5,), ()),
+                ((2, 1, 17), (4, 1)), ((0, 3), (3,)), ((3,), (0, 3)), ((2, 3, 40), (3, 1))]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_kl_div_broadcast_sums_the_gradient(dtype):
+    """Input and target of different shapes broadcast together, as torch's kl_div: the value has the
+    common shape and the bits of the same call on copies broadcast to it; a stretched input's gradient
+    is that call's gradient summed in float64 over the axes the broadcast added or stretched. The
+    reference agrees, and so does out=. 'batchmean' divides by the input's own shape[0], as torch."""
+    rng = np.random.default_rng(11)
+    tol = dict(rtol=3e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    for xs, ts in KL_BROADCAST:
+        shape = np.broadcast_shapes(xs, ts)
+        x = np.log(rng.random(xs) + 0.01).astype(dtype)
+        lead = len(shape) - len(xs)
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(xs) if n != shape[lead + i])
+        for log_target in (False, True):
+            t = rng.random(ts).astype(dtype)
+            if log_target:
+                t = np.log(t + 0.01).astype(dtype)
+            if t.size > 2 and x.size > 2:  # a zero target, an infinite and a NaN log-probability
+                t.flat[-1] = 0.0
+                x = x.copy()
+                x.flat[0], x.flat[-1] = -np.inf, (np.nan if log_target else -0.5)
+            xf, tf = (np.ascontiguousarray(np.broadcast_to(a, shape)) for a in (x, t))
+            for reduction in ("none", "mean", "sum", "batchmean"):
+                go = rng.random(shape).astype(dtype) if reduction == "none" else None
+                kw = dict(reduction=reduction, log_target=log_target, grad_output=go)
+                v, g = fl.kl_div.value_and_grad(x, t, **kw)
+                assert np.shape(v) == (shape if reduction == "none" else ())
+                assert g.shape == x.shape and g.dtype == dtype
+                if reduction != "batchmean":  # the copies' own batch is shape[0]
+                    vf, gf = fl.kl_div.value_and_grad(xf, tf, **kw)
+                    want = np.sum(gf, axis=axes, keepdims=True, dtype=np.float64).astype(dtype).reshape(xs) if axes else gf
+                    assert_bitwise_equal(np.asarray(v), np.asarray(vf), f"{xs} {ts} {reduction} value")
+                    assert_bitwise_equal(g, want, f"{xs} {ts} {reduction} {log_target} grad")
+                else:
+                    d = xs[0] if xs else 1
+                    vs = fl.reference.kl_div(xf, tf, reduction="sum", log_target=log_target)
+                    with np.errstate(invalid="ignore"):  # 0/0 for the empty batch: NaN, as torch
+                        np.testing.assert_allclose(v, vs / d, **tol)
+                if reduction == "mean" and not log_target:  # the option-free call (the fast path's)
+                    assert_bitwise_equal(np.asarray(fl.kl_div(x, t)), np.asarray(v), f"{xs} {ts} call")
+                    assert_bitwise_equal(fl.kl_div.grad(x, t), g, f"{xs} {ts} grad call")
+                wv, wg = fl.reference.kl_div.value_and_grad(x, t, **kw)
+                np.testing.assert_allclose(v, wv, **tol)
+                np.testing.assert_allclose(g, wg, **tol)
+                for impl in (fl, fl.reference):
+                    buf = np.full(xs, np.nan, dtype)
+                    assert impl.kl_div.grad(x, t, **kw, out=buf) is buf
+                    assert_bitwise_equal(buf, impl.kl_div.grad(x, t, **kw), f"{xs} {ts} out=")
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_kl_div_broadcast_out_has_the_inputs_shape(impl):
+    """The gradient belongs to the input: an out= of the broadcast shape is rejected, unwritten."""
+    x, t = np.log(np.full((4, 1), 0.5)), np.full(3, 1 / 3)
+    buf = np.full((4, 3), SENTINEL)
+    with pytest.raises(ValueError, match=r"out.*\(4, 3\).*\(4, 1\)|out.*\(4, 1\).*\(4, 3\)"):
+        impl.kl_div.grad(x, t, out=buf)
+    assert (buf == SENTINEL).all()
+
+
+@pytest.mark.parametrize("impl", [fl, fl.reference], ids=["fastloss", "reference"])
+def test_kl_div_broadcast_is_torchs(impl):
+    """torch 2.13's values (float64): one target distribution (3,) for two rows of log-probabilities
+    (2, 3), and one input row (3,) for two targets (2, 3), where 'batchmean' divides by the input's
+    own shape[0], 3."""
+    x = np.array([[-1.0, -2.0, -0.5], [-0.25, -3.0, -1.5]])
+    t = np.array([0.2, 0.0, 0.8])
+    np.testing.assert_allclose(impl.kl_div(x, t, reduction="none"),
+                               [[-0.12188758248682008, 0.0, 0.22148515894863224],
+                                [-0.2718875824868201, 0.0, 1.0214851589486325]], rtol=1e-14)
+    v, g = impl.kl_div.value_and_grad(x, t, reduction="batchmean")
+    np.testing.assert_allclose(v, 0.4245975764618123, rtol=1e-15)
+    np.testing.assert_allclose(g, [[-0.1, -0.0, -0.4], [-0.1, -0.0, -0.4]], rtol=1e-15)
+    t2 = np.array([[0.2, 0.0, 0.8], [0.5, 0.25, 0.25]])
+    v, g = impl.kl_div.value_and_grad(x[0], t2, reduction="batchmean")
+    np.testing.assert_allclose(v, 0.06162560187396474, rtol=1e-15)
+    np.testing.assert_allclose(g, [-0.23333333333333334, -0.08333333333333333, -0.35], rtol=1e-15)
+
+
 def test_focal_gamma_zero_alpha_negative_is_bce_with_logits():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal(100), (rng.random(100) < 0.5).astype(float)
@@ -763,7 +846,8 @@ def _bad_calls():
         if name != "kl_div":
             add("batchmean", name, (x, y), {"reduction": "batchmean"}, ValueError, "reduction")
         add("target-shape", name, (x, y[:3]), {}, ValueError, r"target.*\(3,\)")
-        add("target-2d", name, (x, y[:, None]), {}, ValueError, r"target.*\(4, 1\)")
+        if name != "kl_div":  # kl_div broadcasts (4,) and (4, 1) to (4, 4), as torch
+            add("target-2d", name, (x, y[:, None]), {}, ValueError, r"target.*\(4, 1\)")
         add("input-complex", name, (x.astype(complex), y), {}, TypeError, "input.*complex")
         add("target-str", name, (x, np.array(["a"] * 4)), {}, TypeError, "target")
         add("input-object", name, (np.array([0.5] * 4, dtype=object), y), {}, TypeError, "input.*object")
@@ -790,6 +874,8 @@ def _bad_calls():
     for name in ("hinge_loss", "squared_hinge_loss"):
         add("margin-str", name, (x, y), {"margin": "1"}, TypeError, "margin")
     add("log_target-int", "kl_div", (x, y), {"log_target": 1}, TypeError, "log_target")
+    add("target-no-broadcast", "kl_div", (x.reshape(2, 2), np.ones((3, 1))), {}, ValueError,
+        r"target: shape \(3, 1\) does not broadcast with the input's shape \(2, 2\)")
     return calls
 
 

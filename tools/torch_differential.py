@@ -216,10 +216,14 @@ def g_kl(rng, kinds):
     for kind in kinds:
         for shape in elem_shapes(rng):
             x, y = -np.abs(vals(rng, shape, kind)), probs(rng, shape)
-            with np.errstate(divide="ignore"):
-                log_y = np.log(y).astype(np.float32).astype(np.float64)
-            yield [x, y], [0], {"log_target": False}, kind
-            yield [x, log_y], [0], {"log_target": True}, kind
+            pairs = [(x, y)]
+            if x.ndim >= 2 and x.shape[0] > 1:  # torch broadcasts the two: one target row, or one input row
+                pairs += [(x, y[0]), (x[:1], y)]
+            for xi, yi in pairs:
+                with np.errstate(divide="ignore"):
+                    log_y = np.log(yi).astype(np.float32).astype(np.float64)
+                yield [xi, yi], [0], {"log_target": False}, kind
+                yield [xi, log_y], [0], {"log_target": True}, kind
 
 
 def g_ce(nll):

@@ -172,11 +172,14 @@ def outs_arg(out, shapes, dtype):
 
 
 def sum_to_shape(g, shape):
-    """`g`, the gradient of an input of `shape` broadcast to g's shape (as many dimensions, the
-    stretched ones of size 1 in `shape`), summed in float64 over the stretched axes and rounded to
-    g's dtype."""
-    axes = tuple(i for i, (a, b) in enumerate(zip(shape, g.shape)) if a != b)
-    return np.sum(g, axis=axes, keepdims=True, dtype=np.float64).astype(g.dtype) if axes else g
+    """`g`, the gradient of an input of `shape` broadcast to g's shape by NumPy's rules, summed in
+    float64 over the axes the broadcast added (leading) or stretched (size 1 in `shape`) and
+    rounded once to g's dtype."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, (a, b) in enumerate(zip(shape, g.shape[lead:])) if a != b)
+    if not axes:
+        return g
+    return np.sum(g, axis=axes, keepdims=True, dtype=np.float64).astype(g.dtype).reshape(shape)
 
 
 def unalias(inputs, outs):

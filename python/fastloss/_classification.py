@@ -1,8 +1,9 @@
 """The classification losses on the compiled element-wise engine (kernels: src/classification.rs).
 
 Shared with `fastloss.reference._classification` (so both validate identically): the argument
-handling (`elementwise_args`: conversion, the broadcasting of `weight` / `pos_weight`, the [0, 1]
-check of binary_cross_entropy with its error message) and the reduction divisors.
+handling (`elementwise_args`: conversion, the broadcasting of `weight` / `pos_weight` and of
+kl_div's input and target, the [0, 1] check of binary_cross_entropy with its error message) and the
+reduction divisors.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._args import (
     out_arg,
     reduction_arg,
     same_shape,
+    sum_to_shape,
     unalias,
 )
 from ._loss import losses
@@ -65,9 +67,12 @@ def divisor_for(reduction, shape, size):
     return 1
 
 
-def elementwise_args(input, target, weight, pos_weight, reduction, reductions, unit_interval_check):
+def elementwise_args(input, target, weight, pos_weight, reduction, reductions, unit_interval_check,
+                     broadcast=False):
     """The checked, converted arrays of an element-wise classification loss: (dtype, input, target,
-    weight, pos_weight), the last two broadcast to the input's shape (None when not given).
+    weight, pos_weight, the input's own shape), the last two arrays broadcast to the input's shape
+    (None when not given). With `broadcast` (kl_div, as torch's), input and target may differ in
+    shape and come broadcast to their common shape; otherwise they must match.
     `unit_interval_check(arr, name)`, unless None, checks the input and the target (BCE)."""
     reduction_arg(reduction, reductions)
     named = {"input": input, "target": target}
@@ -77,17 +82,24 @@ def elementwise_args(input, target, weight, pos_weight, reduction, reductions, u
         named["pos_weight"] = pos_weight
     dtype, arrays = float_arrays(named)
     x, y = arrays[0], arrays[1]
+    input_shape = x.shape
+    if broadcast and y.shape != x.shape:
+        try:
+            shape = np.broadcast_shapes(x.shape, y.shape)
+        except ValueError:
+            raise ValueError(f"target: shape {y.shape} does not broadcast with the input's shape {x.shape}") from None
+        x, y = broadcast_arg(x, shape, "input"), broadcast_arg(y, shape, "target")
     same_shape(x.shape, y, "target")
     w = broadcast_arg(arrays[2], x.shape, "weight") if weight is not None else None
     pw = broadcast_arg(arrays[-1], x.shape, "pos_weight") if pos_weight is not None else None
     if unit_interval_check is not None:
         unit_interval_check(x, "input")
         unit_interval_check(y, "target")
-    return dtype, x, y, w, pw
+    return dtype, x, y, w, pw, input_shape
 
 
 def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_output, out, *, weight=None,
-                 pos_weight=None, p1=0.0, p2=0.0, unit_interval=False, reductions=REDUCTIONS):
+                 pos_weight=None, p1=0.0, p2=0.0, unit_interval=False, reductions=REDUCTIONS, broadcast=False):
     """An element-wise classification loss of (input, target), optional broadcast weights."""
     if (weight is None and pos_weight is None and grad_output is None and out is None
             and type(input) is np.ndarray and type(target) is np.ndarray
@@ -109,19 +121,24 @@ def _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_o
             if reduction == "sum":
                 return dtype.type(total), g
             return dtype.type(total / n if n else math.nan), g
-    dtype, x, y, w, pw = elementwise_args(input, target, weight, pos_weight, reduction, reductions,
-                                          check_unit_interval if unit_interval else None)
+    dtype, x, y, w, pw, input_shape = elementwise_args(input, target, weight, pos_weight, reduction, reductions,
+                                                       check_unit_interval if unit_interval else None, broadcast)
     scale, go = grad_output_arg(grad_output, x.shape, dtype, reduction)
-    divisor = divisor_for(reduction, x.shape, x.size)
+    divisor = divisor_for(reduction, input_shape, x.size)
     if reduction in ("mean", "batchmean"):
         scale = scale / divisor if divisor else scale * math.inf
     grad_weight = w if go is None else (go if w is None else w * go)
     value_out = np.empty(x.shape, dtype) if want_value and reduction == "none" else None
-    g = out_arg(out, x.shape, dtype) if want_grad else None
-    x, y, w, pw, grad_weight = unalias([x, y, w, pw, grad_weight], [g])
+    g = out_arg(out, input_shape, dtype) if want_grad else None
+    # An input broadcast against its target has its gradient formed at the common shape, then
+    # summed over the broadcast axes.
+    kernel_g = empty(x.shape, dtype) if want_grad and x.shape != input_shape else g
+    x, y, w, pw, grad_weight = unalias([x, y, w, pw, grad_weight], [kernel_g])
     total = _core.classification(kernel, x, y, pw, w, grad_weight, scale, want_value and reduction != "none",
-                                 value_out, g, p1, p2)
+                                 value_out, kernel_g, p1, p2)
     value = finish_value(total, divisor, reduction, dtype, value_out) if want_value else None
+    if kernel_g is not g:
+        g[...] = sum_to_shape(kernel_g, input_shape)
     return value, g
 
 
@@ -177,11 +194,12 @@ def soft_margin_loss(input, target, *, reduction="mean", want_value, want_grad, 
 
 def kl_div(input, target, *, reduction="mean", log_target=False, want_value, want_grad, grad_output, out):
     """KL divergence with log-probability input: xlogy(t, t) − t·x (0 where t = 0), or e^t·(t − x) with
-    `log_target`; 'batchmean' divides the sum by input.shape[0], 'mean' by the element count."""
+    `log_target`; input and target broadcast together, as torch's; 'batchmean' divides the sum by
+    input.shape[0] (the input's own), 'mean' by the element count of the broadcast shape."""
     log_target = bool_arg(log_target, "log_target")
     kernel = "kl_div_log_target" if log_target else "kl_div"
     return _elementwise(kernel, input, target, reduction, want_value, want_grad, grad_output, out,
-                        reductions=KL_REDUCTIONS)
+                        reductions=KL_REDUCTIONS, broadcast=True)
 
 
 LOSSES = losses(

@@ -144,10 +144,9 @@ def gaussian_var(var, shape):
 
 def reduce_to_var_shape(grad_full, var_shape):
     """Sums a gradient computed at the input's shape back to `var`'s (see `gaussian_var`)."""
-    if len(var_shape) < grad_full.ndim:  # a scalar, or one dim short (the trailing dim was added)
-        stretched = var_shape + (1,) if var_shape else (1,) * grad_full.ndim
-        return sum_to_shape(grad_full, stretched).reshape(var_shape)
-    return sum_to_shape(grad_full, var_shape)
+    if var_shape and len(var_shape) < grad_full.ndim:  # one dim short: the trailing dim was added
+        return sum_to_shape(grad_full, var_shape + (1,)).reshape(var_shape)
+    return sum_to_shape(grad_full, var_shape)  # the same rank, or a scalar
 
 
 def gaussian_nll_loss(input, target, var, *, full=False, eps=1e-6, reduction="mean", want_value, want_grad,

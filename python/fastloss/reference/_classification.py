@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._args import REDUCTIONS, bool_arg, float_arg
+from .._args import REDUCTIONS, bool_arg, float_arg, sum_to_shape
 from .._classification import KL_REDUCTIONS, divisor_for, elementwise_args, unit_interval_error
 from .._loss import losses
 from ._common import grad_factor, reduce_losses, store_grad
@@ -18,13 +18,13 @@ def _check_unit_interval(arr, name):
 
 
 def _elementwise(formula, input, target, reduction, want_value, want_grad, grad_output, out, *, weight=None,
-                 pos_weight=None, unit_interval=False, reductions=REDUCTIONS):
+                 pos_weight=None, unit_interval=False, reductions=REDUCTIONS, broadcast=False):
     """`formula(x, y, p)` returns float64 (loss, d loss / d x) per element; p is pos_weight (or ones)."""
-    dtype, x, y, w, p = elementwise_args(input, target, weight, pos_weight, reduction, reductions,
-                                         _check_unit_interval if unit_interval else None)
+    dtype, x, y, w, p, input_shape = elementwise_args(input, target, weight, pos_weight, reduction, reductions,
+                                                      _check_unit_interval if unit_interval else None, broadcast)
     w = np.ones(x.shape) if w is None else w.astype(np.float64)
     p = np.ones(x.shape) if p is None else p.astype(np.float64)
-    divisor = divisor_for(reduction, x.shape, x.size)
+    divisor = divisor_for(reduction, input_shape, x.size)
     with np.errstate(all="ignore"):
         loss, dloss = formula(x.astype(np.float64), y.astype(np.float64), p)
         value = reduce_losses(w * loss, reduction, dtype, divisor) if want_value else None
@@ -33,7 +33,8 @@ def _elementwise(formula, input, target, reduction, want_value, want_grad, grad_
         # A 'batchmean' gradient is scaled like a mean, by 1/divisor.
         factor = grad_factor(x.shape, dtype, "mean" if reduction == "batchmean" else reduction, grad_output,
                              divisor)
-        return value, store_grad(w * factor * dloss, out, dtype)
+        # An input broadcast against its target: the sum of its copies' gradients.
+        return value, store_grad(sum_to_shape(w * factor * dloss, input_shape), out, dtype)
 
 
 def _sigmoid(x):
@@ -144,7 +145,7 @@ def kl_div(input, target, *, reduction="mean", log_target=False, want_value, wan
         return xlogy - t * x, -t
 
     return _elementwise(kl, input, target, reduction, want_value, want_grad, grad_output, out,
-                        reductions=KL_REDUCTIONS)
+                        reductions=KL_REDUCTIONS, broadcast=True)
 
 
 LOSSES = losses(
