@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastloss as fl
+from fastloss._args import sum_to_shape
 from helpers import (FLOATS, assert_bitwise_equal, assert_close, assert_unchanged, order_decides_overflow, snapshot,
                      specials, summation_gamma, ulp)
 
@@ -447,8 +448,8 @@ def test_any_rank_is_rows_of_the_last_axis(name, dtype):
 def test_broadcast_leading_axes_sum_the_gradients(name, dtype):
     """Inputs whose leading axes broadcast (as torch's triplet_margin_loss takes them) give the bits
     of the same call on copies broadcast to the common shape, and a stretched input's gradient is
-    that call's gradient summed in float64 over the axes it was stretched along; the reference
-    agrees."""
+    that call's gradient summed by `sum_to_shape` (in float64 over the axes it was stretched along);
+    the reference agrees."""
     rng = np.random.default_rng(4)
     cases = [((5, 7), (1, 7), (5, 7)), ((2, 1, 9), (1, 3, 9), (2, 3, 9)), ((1, 17), (4, 17), (1, 17)),
              ((0, 4), (1, 4), (0, 4)), ((3, 1, 2, 8), (1, 2, 1, 8), (3, 2, 2, 8))]
@@ -466,8 +467,7 @@ def test_broadcast_leading_axes_sum_the_gradients(name, dtype):
                 vf, gf = loss.value_and_grad(*full, *target, **opts, reduction=reduction)
                 assert_bitwise_equal(np.reshape(v, -1), np.reshape(vf, -1), f"{name} {shapes} value")
                 for a, b, x in zip(g, gf, xs):
-                    axes = tuple(i for i in range(len(shape)) if x.shape[i] != shape[i])
-                    want = np.sum(b, axis=axes, keepdims=True, dtype=np.float64).astype(dtype) if axes else b
+                    want = sum_to_shape(b, x.shape)  # tested on its own in test_classification.py
                     assert a.shape == x.shape and a.dtype == dtype
                     assert_bitwise_equal(a, want, f"{name} {shapes} {opts} {reduction} grad")
                 wv, wg = ref.value_and_grad(*xs, *target, **opts, reduction=reduction)

@@ -17,7 +17,7 @@ any. Deterministic for a given seed; about a minute in full, 10 s with --quick (
 - Schedules: every schedule torch has, 120 epochs, 2 parameter groups, bitwise (lr, momentum/betas).
 
 README ("Checked against PyTorch 2.13 itself") lists where fastloss differs on purpose. Such inputs are
-not generated (targets of another shape, invalid or NaN hyper-parameters, Adagrad's per-group
+not generated (targets of another shape but kl_div's, invalid or NaN hyper-parameters, Adagrad's per-group
 initial_accumulator_value) or are counted as "known differences", not mismatches: torch non-finite
 through overflow or 0 * inf where fastloss is finite, BCE-with-logits at -inf (also inside the focal
 formula), ignored cross-entropy rows holding NaN/inf, multi-margin over an empty batch.
@@ -219,6 +219,8 @@ def g_kl(rng, kinds):
             pairs = [(x, y)]
             if x.ndim >= 2 and x.shape[0] > 1:  # torch broadcasts the two: one target row, or one input row
                 pairs += [(x, y[0]), (x[:1], y)]
+            if x.ndim == 3 and x.shape[1] > 1:  # a middle axis stretched
+                pairs += [(x[:, :1], y), (x, y[:1, :, :1])]
             for xi, yi in pairs:
                 with np.errstate(divide="ignore"):
                     log_y = np.log(yi).astype(np.float32).astype(np.float64)
@@ -391,7 +393,10 @@ LOSSES = {
         (0, 1, 2), any_rank_shapes, untie_triplet), lambda a, k: rows(a[0]) + rows(a[1]) + rows(a[2]), lambda a, k: 1.0),
     "contrastive_loss": (t_contrastive, None, cases(
         make_pair(lambda r, s: r.integers(0, 2, size=s).astype(np.float64)), [{}, {"margin": 3.0}, {"eps": 0.0}],
-        (0, 1), any_rank_shapes), None, None),
+        (0, 1), any_rank_shapes),
+        # margin − d cancels near d = margin: d's rounding, times margin + d (value) or 1 (gradients)
+        lambda a, k: (abs(k.get("margin", 1.0)) + rows(a[0]) + rows(a[1])) ** 2,
+        lambda a, k: abs(k.get("margin", 1.0)) + rows(a[0]) + rows(a[1])),
     "cosine_embedding_loss": (F.cosine_embedding_loss, None, cases(
         make_pair(pm1), [{}, {"margin": 0.5}, {"margin": -0.5}], (0, 1), row_shapes),
         lambda a, k: 1.0, lambda a, k: inv_norm(a[0], a[1])),

@@ -174,12 +174,20 @@ def outs_arg(out, shapes, dtype):
 def sum_to_shape(g, shape):
     """`g`, the gradient of an input of `shape` broadcast to g's shape by NumPy's rules, summed in
     float64 over the axes the broadcast added (leading) or stretched (size 1 in `shape`) and
-    rounded once to g's dtype."""
+    rounded once to g's dtype. The summed axes are moved last and made contiguous first: NumPy sums
+    a contiguous axis pairwise, but along an outer axis row after row, which in float64 lost about
+    130 ulps over 10⁶ rows (pairwise: under one)."""
+    assert len(shape) <= g.ndim, "broadcasting never removes axes"
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, (a, b) in enumerate(zip(shape, g.shape[lead:])) if a != b)
     if not axes:
         return g
-    return np.sum(g, axis=axes, keepdims=True, dtype=np.float64).astype(g.dtype).reshape(shape)
+    kept = tuple(n for i, n in enumerate(g.shape) if i not in axes)
+    rows = np.ascontiguousarray(np.moveaxis(g, axes, range(g.ndim - len(axes), g.ndim)))
+    rows = rows.reshape(kept + (math.prod(g.shape[i] for i in axes),))
+    # An infinite or NaN sum is the result (as in torch), not a warning.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(np.sum(rows, axis=-1, dtype=np.float64)).astype(g.dtype).reshape(shape)
 
 
 def unalias(inputs, outs):

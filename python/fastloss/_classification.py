@@ -70,9 +70,9 @@ def divisor_for(reduction, shape, size):
 def elementwise_args(input, target, weight, pos_weight, reduction, reductions, unit_interval_check,
                      broadcast=False):
     """The checked, converted arrays of an element-wise classification loss: (dtype, input, target,
-    weight, pos_weight, the input's own shape), the last two arrays broadcast to the input's shape
-    (None when not given). With `broadcast` (kl_div, as torch's), input and target may differ in
-    shape and come broadcast to their common shape; otherwise they must match.
+    weight, pos_weight, the input's own shape), weight and pos_weight broadcast to the shape of the
+    input returned (None when not given). With `broadcast` (kl_div, as torch's), input and target
+    may differ in shape and come broadcast to their common shape; otherwise they must match.
     `unit_interval_check(arr, name)`, unless None, checks the input and the target (BCE)."""
     reduction_arg(reduction, reductions)
     named = {"input": input, "target": target}
