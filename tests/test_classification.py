@@ -619,8 +619,9 @@ def test_kl_div_broadcast_conversions_and_overlaps(impl):
 def test_sum_to_shape_sums_pairwise_in_float64():
     """The helper behind every broadcast input's gradient: NumPy's broadcasting rules (leading axes,
     stretched axes, 0-d, empty), g's dtype, an ndarray result; the sum is as accurate as a pairwise
-    float64 sum (within an ulp of the exact sum over 10⁶ rows, where adding row after row lost about
-    130), and an infinite or NaN sum comes without a warning."""
+    float64 sum (over 10⁶ rows: within 1 ulp of the exact sum with NumPy 2.4, 3 with NumPy 2.0, where
+    adding row after row, np.sum over axis 0, is 150–280 ulps off here; the bound is 16), and an infinite
+    or NaN sum comes without a warning."""
     g = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     for shape in ((3, 4), (1, 3, 4), (2, 1, 4), (4,), (1, 1, 1), (3, 1), (), (2, 3, 4)):
         got = sum_to_shape(g, shape)
@@ -633,7 +634,7 @@ def test_sum_to_shape_sums_pairwise_in_float64():
     big = np.random.default_rng(0).random((10**6, 3))
     got = sum_to_shape(big, (1, 3))[0]
     exact = np.array([math.fsum(big[:, j]) for j in range(3)])
-    assert (np.abs(got - exact) <= np.spacing(exact)).all(), (got - exact) / np.spacing(exact)
+    assert (np.abs(got - exact) <= 16 * np.spacing(exact)).all(), (got - exact) / np.spacing(exact)
     with np.errstate(all="raise"):
         assert sum_to_shape(np.array([3e38, 3e38], np.float32), (1,)).tolist() == [np.inf]
         assert np.isnan(sum_to_shape(np.array([np.inf, -np.inf]), ()))
