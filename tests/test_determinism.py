@@ -4,6 +4,7 @@ Proves that:
 - results (values and gradients) are bitwise identical for 1, 2 and 3 threads, at sizes that use the
   thread pool (n = 10**6 + 7 and ~300 000), for every loss in float32 and float64, and for repeated
   calls;
+- calls from several Python threads at once give the bits of the same calls made one at a time;
 - set_num_threads / get_num_threads validate and round-trip; FASTLOSS_NUM_THREADS sets the default;
 - simd_level() names an allowed level, FASTLOSS_SIMD lowers it (sse2 on x86-64) and an invalid value
   raises ValueError at import;
@@ -98,6 +99,50 @@ def test_bitwise_identical_for_any_thread_count(name, dtype, n, restore_threads)
     spec.fast.grad(*args, reduction="none", out=bufs if len(bufs) > 1 else bufs[0], **kwargs)
     for b, e in zip(bufs, expected):
         assert_bitwise_equal(b, e, f"{name}: out= with 2 threads")
+
+
+def test_calls_from_several_python_threads_give_the_bits_of_one(restore_threads):
+    """The GIL is released while kernels run, so calls from several Python threads overlap: on shared
+    inputs (past the pool's threshold, so fastloss's own pool is busy too), each with its own out=,
+    while another thread switches the pool's size, every loss and optimizer step gives the bits of
+    the same call made alone."""
+    import concurrent.futures
+
+    rng = np.random.default_rng(8)
+    n = 300_001
+    x, y = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    logits, labels = rng.standard_normal((512, 100)).astype(np.float32), rng.integers(0, 100, 512)
+    params = [rng.standard_normal(n).astype(np.float32) for _ in range(8)]
+    grad = rng.standard_normal(n).astype(np.float32)
+
+    def losses(out):
+        v1, g1 = fl.huber_loss.value_and_grad(x, y, out=out)
+        v2, g2 = fl.cross_entropy.value_and_grad(logits, labels, label_smoothing=0.1)
+        return [np.asarray(v1), g1.copy(), np.asarray(v2), g2]
+
+    def adam(i):
+        p = params[i].copy()
+        opt = fl.optim.AdamW([p], lr=1e-3)
+        for _ in range(3):
+            opt.step([grad])
+        return p
+
+    fl.set_num_threads(2)
+    want = losses(np.empty(n, np.float32))
+    want_params = [adam(i) for i in range(len(params))]
+
+    def task(i):
+        if i % 4 == 3:
+            fl.set_num_threads(1 + i % 2)
+        got = losses(np.empty(n, np.float32))
+        return got, adam(i % len(params))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(task, range(16)))
+    for i, (got, p) in enumerate(results):
+        for k, (a, b) in enumerate(zip(got, want)):
+            assert_bitwise_equal(a, b, f"task {i}, result {k}")
+        assert_bitwise_equal(p, want_params[i % len(params)], f"task {i}, AdamW")
 
 
 def test_set_num_threads_validates(restore_threads):
