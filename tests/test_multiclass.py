@@ -181,8 +181,10 @@ def _mm_bound(args, kwargs, grad_output, dtype):
         # its target entry rounds once. Found by the thorough profile: grad_output 4.1e-40 (float32) over
         # 16 classes gives a target entry 7 subnormal ulps from −15/16 of it.
         sc = wy * f / c
+        # Up to one ulp of it per entry (two roundings: grad_output·w[y], then /C), not K: the bound is
+        # scaled by K·eps below.
         sub = np.where((sc > 0) & (sc < np.finfo(dtype).tiny), ulp(sc, dtype), 0.0)
-        gb = gb + np.where(active, (1.0 if p == 1 else 2 * np.abs(z)) * sub, 0.0) / _eps(dtype)
+        gb = gb + np.where(active, (1.0 if p == 1 else 2 * np.abs(z)) * sub, 0.0) / (K * _eps(dtype))
         gb[r, y] = gb.sum(axis=1)
         # Where z is within its rounding of 0, float32 may decide z > 0 differently (a kink): skip
         # the row's gradient (the target's entry sums them all).
